@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import AdapterError, ExecutableNotFound
-from adapters.runc import resolve_executable
+from adapters.runc import DEFAULT_PATH, resolve_executable
 
 logger = logging.getLogger(__name__)
 
 BUSYBOX_PACKAGE = "busybox-static"
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def find_static_busybox(busybox: str = "busybox") -> str:

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RUNTIME_ROOT = Path("/run/bosun/runtime")
 DEFAULT_TIMEOUT = 30.0
+# The PATH that `runc spec` puts in a new config.json.
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A CRIU dump or restore copies the container's whole memory, so it gets a longer limit.
 DEFAULT_CHECKPOINT_TIMEOUT = 300.0
 
@@ -475,11 +477,15 @@ def _process_spec_file(process: ProcessSpec, path: Path | str | None) -> Iterato
 def process_spec_data(process: ProcessSpec) -> dict[str, Any]:
     """Return ``process`` as the OCI ``process`` object that ``runtime exec --process`` reads."""
     uid, gid = process.user
+    env = list(process.env)
+    # runc looks up args[0] in the process's own PATH, so an exec without one finds no command.
+    if not any(variable.startswith("PATH=") for variable in env):
+        env.insert(0, DEFAULT_PATH)
     return {
         "terminal": process.terminal,
         "user": {"uid": uid, "gid": gid},
         "args": list(process.args),
-        "env": list(process.env),
+        "env": env,
         "cwd": process.cwd,
         # No "capabilities" key: runc then gives the process the container's own capability set.
     }

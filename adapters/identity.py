@@ -1,0 +1,63 @@
+"""Tell a live process from a recycled pid, with psutil.
+
+A pid alone names a process only while it lives: after it exits the kernel may hand the number to
+an unrelated process. bosun stores each pid with its start time (psutil ``create_time()``, seconds
+since the epoch derived from the kernel's boot-relative start ticks) and treats a pid as the same
+process only when both match.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+# psutil derives create_time() from clock ticks since boot (1/100 s on Linux) plus the boot time,
+# which it reads once per process; two readings of one process can differ by a tick or so.
+START_TIME_TOLERANCE = 0.05
+
+
+def process_start_time(pid: int) -> float | None:
+    """Return the start time of ``pid`` (psutil ``create_time()``), or None when it does not exist."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+
+
+def is_same_process(pid: int, start_time: float) -> bool:
+    """Tell whether ``pid`` is alive and is the process that started at ``start_time``.
+
+    A zombie counts as not alive: it has exited and only waits for its parent to reap it.
+    """
+    if pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(process.create_time() - start_time) <= START_TIME_TOLERANCE
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+
+
+def process_usage(pid: int) -> dict[str, Any]:
+    """Return resource usage of ``pid``: ``rss`` in bytes, ``cpu_user`` and ``cpu_system`` in
+    seconds and ``num_fds``.
+
+    Raises ``psutil.NoSuchProcess`` when the process is gone.
+    """
+    process = psutil.Process(pid)
+    with process.oneshot():
+        memory = process.memory_info()
+        cpu = process.cpu_times()
+        return {
+            "pid": pid,
+            "rss": int(memory.rss),
+            "cpu_user": float(cpu.user),
+            "cpu_system": float(cpu.system),
+            "num_fds": int(process.num_fds()),
+        }
