@@ -1,8 +1,8 @@
 """bosun's lifecycle rules: the event vocabulary, the state machines and the fold.
 
-Pure rules: nothing here touches the journal, a runtime or a database. The supervisor asks
-``check_command`` before journaling an intent and folds stored records with ``apply``; replay
-uses ``fold`` with the same machines.
+Pure rules: nothing here touches the journal, a runtime or a database. The supervisor calls
+``check_command`` before it journals an intent and folds each stored record with ``apply``.
+Replay uses ``fold``, which runs the same machines.
 """
 
 from __future__ import annotations

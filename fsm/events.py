@@ -51,7 +51,7 @@ class Event:
 
 @dataclasses.dataclass(frozen=True)
 class Intent(Event, abstract=True):
-    """A requested command; ``requested_by`` holds the caller's uid, gid, pid and cmdline."""
+    """A requested command; ``requested_by`` contains the caller's uid, gid, pid and cmdline."""
 
     kind: ClassVar[str] = "intent"
     command: ClassVar[Command]
@@ -60,13 +60,13 @@ class Intent(Event, abstract=True):
 
     @property
     def requested_command(self) -> Command:
-        """The command this intent asks for, with its flags taken into account."""
+        """The command this intent requests, with its flags taken into account."""
         return self.command
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome(Event, abstract=True):
-    """How a requested command ended."""
+    """The result of a requested command: a success or a ``Failure``."""
 
     kind: ClassVar[str] = "outcome"
 
@@ -329,7 +329,8 @@ class ProcessExited(Fact):
     """A process ended; recorded exactly once per process.
 
     ``status`` is the exit code, or 128+N after signal N, or 255 when nobody could observe it
-    (then ``reason`` says why). ``source`` is "shim" or "recovery".
+    (then ``reason`` gives the cause). ``source`` is "shim" or "recovery". The fold rejects a
+    second exit of the same process as an anomaly.
     """
 
     process: str
@@ -458,7 +459,7 @@ def intent_type_for(command: Command) -> type[Intent]:
 
 
 def outcome_types_for(command: Command) -> tuple[type[Outcome], type[Failure]]:
-    """Return the (success, failure) outcome classes that answer ``command``."""
+    """Return the (success, failure) outcome classes that close an intent for ``command``."""
     return _OUTCOMES[command]
 
 

@@ -2,9 +2,8 @@
 
 A container's state is the fold of its journal stream: ``fold`` starts from an empty state (or a
 snapshot) and ``apply`` adds one stored record at a time. Replay runs the same machines as live
-operation (``fsm.machines`` and the command table in ``fsm.rules``), so a history that breaks a
-rule is not replayed differently: the offending record is listed in ``anomalies`` with its seq
-and the reason, and otherwise ignored. Live operation calls ``apply(..., strict=True)``, which
+operation (``fsm.machines`` and the command table in ``fsm.rules``). A record that breaks a rule
+is listed in ``anomalies`` with its seq and the reason, and otherwise ignored. Live operation calls ``apply(..., strict=True)``, which
 raises instead.
 
 How records change state:
@@ -113,7 +112,7 @@ class ProcessState:
     oom: bool = False
     exited_at: str | None = None
     source: str | None = None  # who saw the exit: "shim" or "recovery"
-    reason: str | None = None  # why the status is 255, when nobody could observe it
+    reason: str | None = None  # why the status is 255 when no monitor observed the exit
     args: list[str] | None = None
     ref: dict[str, Any] | None = None  # the ProcessRef data, to find the process after a restart
 
@@ -307,7 +306,7 @@ def _apply_outcome(state: ContainerState, event: Outcome, record: RecordedEvent)
         raise EventRejected(state.id, state.status, event.type, reason)
 
     success, failure = outcome_types_for(pending.command)
-    # delete --force kills first; its Killed is a step of the delete, not its answer.
+    # delete --force kills first, so a Killed under its command_id is a step that keeps it pending.
     is_step = isinstance(event, Killed) and pending.command is Command.DELETE_FORCE
     if not isinstance(event, (success, failure)) and not is_step:
         reason = f"{event.type} does not answer {pending.type} ({pending.command.label})"

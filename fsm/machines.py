@@ -109,7 +109,7 @@ CONTAINER_TRANSITIONS: list[dict[str, Any]] = [
     *(_moves(cls, _LIVE, None)
       for cls in (Killed, Updated, ExecStarted, CheckpointCreated, CheckpointDeleted,
                   ShimReattached, ShimLost)),
-    # A failure changes nothing and may answer a command requested in any state.
+    # A failure changes nothing and may close a command requested in any state.
     *(_moves(cls, list(ContainerStatus), None) for cls in _FAILURE_TYPES),
 ]
 
@@ -142,7 +142,7 @@ PROCESS_MACHINE = _build(ProcessStatus, PROCESS_TRANSITIONS, "process")
 
 @dataclasses.dataclass
 class _Cursor:
-    """A throwaway model: the machine moves it, and the caller keeps the result only on success."""
+    """Model that the machine moves; the caller keeps its status only when the trigger succeeds."""
 
     status: Any
 
@@ -153,7 +153,7 @@ def _accepting_states(machine: Machine, trigger: str) -> list[str]:
     return [str(machine.states[name].value) for name in machine.states if name in sources]
 
 
-# Why a transition whose source state is right was rejected by its conditions.
+# Rejection reasons for a transition whose source state matched but whose conditions failed.
 _CONDITION_REASONS: Mapping[tuple[str, str], str] = {
     (Started.type, _C.STOPPED): "a stopped container can only be started from a checkpoint",
     (ProcessExited.type, _C.STOPPED): "the init process already exited",

@@ -155,7 +155,7 @@ def test_created_copies_bundle_and_init_from_intent() -> None:
     assert state.created_at is not None
 
 
-def test_start_moves_init_to_running_and_sets_started_at() -> None:
+def test_start_runs_init() -> None:
     state = running_stream().fold()
 
     assert state.init is not None and state.init.status is ProcessStatus.RUNNING

@@ -112,7 +112,7 @@ def test_pause_in_stopped_rejection_names_accepting_state() -> None:
     )
 
 
-def test_plain_start_of_stopped_container_is_rejected_with_reason() -> None:
+def test_plain_start_of_stopped_rejected() -> None:
     with pytest.raises(EventRejected, match="only be started from a checkpoint"):
         next_container_status("web", S.STOPPED, ev.Started())
 
