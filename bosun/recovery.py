@@ -1,0 +1,355 @@
+"""Reconciliation of the journal's belief with the live system, at daemon start and for audits.
+
+For each container that is not deleted, ``Reconciler.inspect`` compares what the journal says
+with what the runtime, the shims and the kernel show, and returns the differences as findings.
+Recovery resolves each finding by appending events that say why; an audit only reports them.
+
+Order matters: open intents first (they decide what the runtime's state means), then process
+exits (an exit file is the best evidence there is), then the container's runtime status.
+
+Policy for a process whose shim is gone while the process still runs and is still ours
+(``orphan_policy``): ``kill`` (the default) sends SIGKILL through a pidfd and journals the exit
+as 137 with the reason, because a process nobody monitors would exit unrecorded. No other
+policy is implemented; ``adopt`` is rejected at start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal as signal_module
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from adapters import identity
+from adapters.base import AdapterError, ContainerNotFound, ExitInfo, ProcessRef, RuntimeState
+from bosun.supervisor import Supervisor, new_command_id
+from fsm import events as ev
+from fsm.fold import ContainerState, PendingIntent
+from fsm.rules import ContainerStatus, ProcessStatus
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait for an exit file after the runtime reports a container stopped, since conmon
+# writes it a moment after the process ends.
+EXIT_FILE_GRACE = 2.0
+
+RECOVERY_WHO = {"recovery": True}
+
+
+@dataclasses.dataclass
+class Finding:
+    """One difference between belief and reality, with the events that resolve it."""
+
+    kind: str
+    detail: str
+    process: str | None = None
+    events: list[ev.Event] = dataclasses.field(default_factory=list)
+    command_id: str | None = None
+    # A side effect recovery performs before journaling ``events`` (never run by an audit).
+    action: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "process": self.process, "detail": self.detail}
+
+
+class Reconciler:
+    """Compares and reconciles containers; shared by recovery and ``bosun audit``."""
+
+    def __init__(self, supervisor: Supervisor, *, orphan_policy: str = "kill") -> None:
+        self.supervisor = supervisor
+        self.runtime = supervisor.runtime
+        self.shim = supervisor.shim
+        self.orphan_policy = orphan_policy
+
+    def runtime_state(self, container_id: str) -> RuntimeState | None:
+        try:
+            return self.runtime.state(container_id)
+        except ContainerNotFound:
+            return None
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def inspect(self, state: ContainerState) -> list[Finding]:
+        """Return every difference between ``state`` and the live system; change nothing."""
+        findings: list[Finding] = []
+        runtime_state = self.runtime_state(state.id)
+
+        if state.bundle and not Path(state.bundle).is_dir():
+            findings.append(Finding(
+                "bundle_missing",
+                f"bundle directory {state.bundle} is missing",
+                action="delete_runtime_container",
+            ))
+            return findings
+
+        for intent in sorted(state.pending.values(), key=lambda pending: pending.seq):
+            findings.append(self._resolve_intent(state, intent, runtime_state))
+
+        for process_id, process in state.processes.items():
+            if process.status == ProcessStatus.EXITED or not process.ref:
+                continue
+            finding = self._inspect_process(state, process_id, ProcessRef.from_data(process.ref), runtime_state)
+            if finding is not None:
+                findings.append(finding)
+
+        finding = self._inspect_status(state, runtime_state)
+        if finding is not None:
+            findings.append(finding)
+        return findings
+
+    def _resolve_intent(
+        self, state: ContainerState, intent: PendingIntent, runtime_state: RuntimeState | None
+    ) -> Finding:
+        status = runtime_state.status if runtime_state is not None else "missing"
+        detail_prefix = f"{intent.type} (seq {intent.seq}) has no outcome; runtime reports {status}"
+
+        def resolved(kind: str, events: list[ev.Event], detail: str, action: str | None = None) -> Finding:
+            return Finding(kind, f"{detail_prefix}: {detail}", events=events,
+                           command_id=intent.command_id, action=action)
+
+        interrupted = "interrupted: the daemon stopped before the command finished"
+        match intent.type:
+            case "CreateRequested":
+                if runtime_state is not None:
+                    return resolved("open_intent", [ev.CreateFailed(reason=f"{interrupted}; the half-created runtime container was removed", source="recovery")],
+                                    "the create's shim is unknown, so the runtime container is removed", action="delete_runtime_container")
+                return resolved("open_intent", [ev.CreateFailed(reason=interrupted, source="recovery")], "the create did not happen",
+                                action="delete_runtime_container")
+            case "StartRequested":
+                if intent.data.get("checkpoint"):
+                    return resolved("open_intent", [ev.StartFailed(reason=f"{interrupted}; restore outcome unknown", source="recovery")],
+                                    "a restore cannot be resumed")
+                if status in ("running", "paused", "stopped"):
+                    return resolved("open_intent", [ev.Started()], "the start happened")
+                return resolved("open_intent", [ev.StartFailed(reason=interrupted, source="recovery")], "the start did not happen")
+            case "PauseRequested":
+                if status == "paused":
+                    return resolved("open_intent", [ev.Paused()], "the pause happened")
+                return resolved("open_intent", [ev.PauseFailed(reason=interrupted, source="recovery")], "the pause did not happen")
+            case "ResumeRequested":
+                if status == "running" and state.status == ContainerStatus.PAUSED:
+                    return resolved("open_intent", [ev.Resumed()], "the resume happened")
+                return resolved("open_intent", [ev.ResumeFailed(reason=interrupted, source="recovery")], "the resume did not happen")
+            case "KillRequested":
+                return resolved("open_intent", [ev.KillFailed(reason=f"{interrupted}; whether the signal was delivered is unknown", source="recovery")],
+                                "signal delivery cannot be observed afterwards")
+            case "ExecRequested":
+                return resolved("open_intent", [ev.ExecFailed(reason=f"{interrupted}; the exec's shim is unknown", source="recovery")],
+                                "the exec's process cannot be found without its shim record")
+            case "UpdateRequested":
+                if status in ("created", "running", "paused"):
+                    return resolved("open_intent", [ev.Updated(resources=intent.data.get("resources", {}))],
+                                    "the resources are applied again, which is idempotent", action="reapply_update")
+                return resolved("open_intent", [ev.UpdateFailed(reason=interrupted, source="recovery")], "the container is gone")
+            case "CheckpointRequested":
+                name = intent.data.get("name", "")
+                image = Path(state.state_dir or "/nonexistent") / "checkpoints" / name
+                if (image / "inventory.img").exists():
+                    return resolved("open_intent", [ev.CheckpointCreated(name=name, path=str(image), leave_running=bool(intent.data.get("leave_running")))],
+                                    "the checkpoint image is complete")
+                return resolved("open_intent", [ev.CheckpointFailed(reason=interrupted, source="recovery")],
+                                "no complete checkpoint image", action="remove_partial_checkpoint")
+            case "CheckpointDeleteRequested":
+                name = intent.data.get("name", "")
+                return resolved("open_intent", [ev.CheckpointDeleted(name=name)], "the delete is completed", action="finish_checkpoint_delete")
+            case "DeleteRequested":
+                if runtime_state is None or status == "stopped" or intent.data.get("force"):
+                    return resolved("open_intent", [], "the delete is completed", action="finish_delete")
+                return resolved("open_intent", [ev.DeleteFailed(reason=interrupted, source="recovery")], "the container is still live")
+        return resolved("open_intent", [], "unknown intent type; left open")
+
+    def _inspect_process(
+        self, state: ContainerState, process_id: str, ref: ProcessRef, runtime_state: RuntimeState | None
+    ) -> Finding | None:
+        info = self.shim.read_exit(ref)
+        if info is not None and not info.status_lost:
+            return Finding(
+                "exited_while_down",
+                f"process {process_id} exited with status {info.status} and the exit file says so",
+                process=process_id,
+                events=[_exit(process_id, info)],
+            )
+        if self.shim.shim_alive(ref):
+            return Finding("shim_alive", f"shim {ref.shim_pid} of process {process_id} is alive; watching it again",
+                           process=process_id, events=[ev.ShimReattached(process=process_id, shim_pid=ref.shim_pid)],
+                           action="watch")
+
+        # The shim is gone and wrote no status.
+        if identity.is_same_process(ref.pid, ref.pid_start_time):
+            return Finding(
+                "orphan_process",
+                f"shim {ref.shim_pid} of process {process_id} is gone but pid {ref.pid} still runs; policy {self.orphan_policy}",
+                process=process_id,
+                events=[
+                    ev.ShimLost(process=process_id, reason=f"shim {ref.shim_pid} exited without writing a status while the process ran"),
+                    _exit(process_id, ExitInfo(status=128 + signal_module.SIGKILL, signal=int(signal_module.SIGKILL),
+                                               reason="shim lost; process killed by recovery (orphan policy kill)")),
+                ],
+                action="kill_orphan",
+            )
+        start_time = identity.process_start_time(ref.pid)
+        if start_time is not None:
+            reason = f"exit status lost: pid {ref.pid} now belongs to another process (start time differs); it was not signalled"
+        else:
+            reason = f"exit status lost: shim {ref.shim_pid} and process {ref.pid} are gone with no exit file"
+        return Finding("exit_status_lost", reason, process=process_id,
+                       events=[_exit(process_id, ExitInfo(status=255, status_lost=True, reason=reason))])
+
+    def _inspect_status(self, state: ContainerState, runtime_state: RuntimeState | None) -> Finding | None:
+        if state.status not in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
+            return None
+        if runtime_state is None:
+            return None  # the process findings journal the exits; the container then stops
+        if state.status == ContainerStatus.RUNNING and runtime_state.status == "paused":
+            return Finding("paused_behind_back", "runtime reports paused while the journal says running",
+                           events=[ev.StateReconciled(from_state="running", to_state="paused",
+                                                      reason="the runtime reports the container paused; it was paused outside bosun")])
+        if state.status == ContainerStatus.PAUSED and runtime_state.status == "running":
+            return Finding("resumed_behind_back", "runtime reports running while the journal says paused",
+                           events=[ev.StateReconciled(from_state="paused", to_state="running",
+                                                      reason="the runtime reports the container running; it was resumed outside bosun")])
+        return None
+
+    # -- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(self, container_id: str) -> list[Finding]:
+        """Resolve every finding of one container, journaling each; return what was done."""
+        with self.supervisor.locked(container_id):
+            state = self.supervisor._states[container_id]
+            findings = self.inspect(state)
+            for finding in findings:
+                self._resolve(state, finding)
+            return findings
+
+    def _resolve(self, state: ContainerState, finding: Finding) -> None:
+        command_id = finding.command_id
+        events = list(finding.events)
+
+        if finding.action == "delete_runtime_container" and finding.kind == "bundle_missing":
+            self._delete_for_missing_bundle(state, finding)
+            return
+        if finding.action == "delete_runtime_container":
+            self._remove_runtime_container(state.id)
+            shutil.rmtree(self.supervisor.settings.containers_dir / state.id, ignore_errors=True)
+        elif finding.action == "watch":
+            ref = ProcessRef.from_data(state.processes[finding.process or "init"].ref or {})
+            self.shim.watch(ref, self.supervisor._on_process_exit)
+        elif finding.action == "kill_orphan":
+            ref = ProcessRef.from_data(state.processes[finding.process or "init"].ref or {})
+            _kill_if_same(ref)
+        elif finding.action == "reapply_update":
+            try:
+                self.runtime.update(state.id, events[0].resources)  # type: ignore[attr-defined]
+            except AdapterError as exc:
+                events = [ev.UpdateFailed(reason=f"interrupted, and applying the resources again failed: {exc}", source="recovery")]
+        elif finding.action == "remove_partial_checkpoint":
+            name = state.pending[command_id].data.get("name", "") if command_id in state.pending else ""
+            if name and state.state_dir:
+                shutil.rmtree(Path(state.state_dir) / "checkpoints" / name, ignore_errors=True)
+        elif finding.action == "finish_checkpoint_delete":
+            name = events[0].name  # type: ignore[attr-defined]
+            path = state.checkpoints.get(name, {}).get("path")
+            if path:
+                shutil.rmtree(path, ignore_errors=True)
+        elif finding.action == "finish_delete":
+            events = self._finish_delete(state)
+
+        if events:
+            self.supervisor.append(state, events, command_id)
+        logger.info("container %s: %s", state.id, finding.detail)
+
+    def _remove_runtime_container(self, container_id: str) -> None:
+        try:
+            self.runtime.delete(container_id, force=True)
+        except ContainerNotFound:
+            pass
+
+    def _exits_after_removal(self, state: ContainerState) -> list[ev.Event]:
+        facts: list[ev.Event] = []
+        for process_id, process in state.processes.items():
+            if process.status == ProcessStatus.EXITED or not process.ref:
+                continue
+            ref = ProcessRef.from_data(process.ref)
+            info = self.shim.read_exit(ref)
+            deadline = time.monotonic() + EXIT_FILE_GRACE
+            while (info is None or info.status_lost) and time.monotonic() < deadline and self.shim.shim_alive(ref):
+                time.sleep(0.05)
+                info = self.shim.read_exit(ref)
+            if info is None:
+                info = ExitInfo(status=255, status_lost=True, reason="exit status lost: the shim did not report after the runtime container was removed")
+            self.shim.unwatch(ref)
+            facts.append(_exit(process_id, info))
+        return facts
+
+    def _finish_delete(self, state: ContainerState) -> list[ev.Event]:
+        self._remove_runtime_container(state.id)
+        facts = self._exits_after_removal(state)
+        if state.state_dir:
+            shutil.rmtree(state.state_dir, ignore_errors=True)
+        return [*facts, ev.Deleted(reason="delete completed by recovery after an interruption")]
+
+    def _delete_for_missing_bundle(self, state: ContainerState, finding: Finding) -> None:
+        self._remove_runtime_container(state.id)
+        command_id = new_command_id()
+        # Close any open intents first, so the delete is not journaled under a pending one.
+        for intent in list(state.pending.values()):
+            _, failure = ev.outcome_types_for(intent.command)
+            self.supervisor.append(state, [failure(reason="interrupted; the bundle is missing", source="recovery")], intent.command_id)
+        self.supervisor.append(state, [ev.DeleteRequested(force=True, requested_by=RECOVERY_WHO)], command_id)
+        facts = self._exits_after_removal(state)
+        if state.state_dir:
+            shutil.rmtree(state.state_dir, ignore_errors=True)
+        self.supervisor.append(state, [*facts, ev.Deleted(reason=finding.detail)], command_id)
+
+
+def _exit(process_id: str, info: ExitInfo) -> ev.ProcessExited:
+    return ev.ProcessExited(
+        process=process_id,
+        status=info.status,
+        signal=info.signal,
+        oom=info.oom,
+        exited_at=info.exited_at,
+        source="recovery",
+        reason=info.reason,
+    )
+
+
+def _kill_if_same(ref: ProcessRef) -> None:
+    """SIGKILL ``ref``'s process through a pidfd, only if it is still the same process."""
+    try:
+        pidfd = os.pidfd_open(ref.pid)
+    except ProcessLookupError:
+        return
+    try:
+        # Checked after the pidfd is open: from here on the pid cannot be recycled under us.
+        if identity.is_same_process(ref.pid, ref.pid_start_time):
+            signal_module.pidfd_send_signal(pidfd, signal_module.SIGKILL)
+    finally:
+        os.close(pidfd)
+
+
+def unknown_runtime_containers(supervisor: Supervisor) -> list[RuntimeState]:
+    """Return runtime containers under bosun's runtime root that the journal never heard of."""
+    try:
+        listed = supervisor.runtime.list()
+    except AdapterError as exc:
+        logger.warning("listing runtime containers failed: %s", exc)
+        return []
+    known = {
+        state.id
+        for state in supervisor.all_states()
+        if state.status not in (ContainerStatus.DELETED, ContainerStatus.NEW)
+    }
+    return [item for item in listed if item.id not in known]
+
+
+def count_kinds(findings: Sequence[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.kind] = counts.get(finding.kind, 0) + 1
+    return counts

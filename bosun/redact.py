@@ -1,0 +1,54 @@
+"""Redaction of environment variable values before they reach the journal.
+
+A process spec's environment often carries secrets. By default the journal keeps each key and
+replaces the value with a keyed hash (HMAC-SHA256 under a per-installation key), so an auditor
+can still tell whether two runs had the same value without reading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+REDACTED_PREFIX = "hmac-sha256:"
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """Return the redaction key at ``path``, creating a random one (mode 0600) if missing."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another daemon start won the race; use its key.
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex())
+    return key
+
+
+def redact_value(value: str, key: bytes) -> str:
+    digest = hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"{REDACTED_PREFIX}{digest[:32]}"
+
+
+def redact_env(env: Sequence[str], key: bytes | None) -> list[str]:
+    """Return ``KEY=VALUE`` entries with each value replaced by its keyed hash.
+
+    With ``key`` None (the keep-values setting) the entries are returned unchanged.
+    """
+    if key is None:
+        return [str(item) for item in env]
+    redacted = []
+    for item in env:
+        name, separator, value = str(item).partition("=")
+        redacted.append(f"{name}={redact_value(value, key)}" if separator else name)
+    return redacted
