@@ -53,7 +53,7 @@ class Daemon:
         self.host = store.host
         self.stream = daemon_stream(self.host)
         self.stopping = False
-        env_key = None if settings.keep_env_values else redact.load_or_create_key(_key_path(settings))
+        env_key = None if settings.keep_env_values else redact.load_or_create_key(_key_path(settings, store))
         self.supervisor = Supervisor(
             store, runtime, shim, settings, exit_command=self._exit_command, env_key=env_key
         )
@@ -226,12 +226,10 @@ def _crashed_runs(records: list[Any]) -> list[dict[str, Any]]:
     return crashed
 
 
-def _key_path(settings: DaemonSettings) -> Path:
-    from sqlalchemy.engine import make_url  # noqa: PLC0415 - only the daemon needs it
-
-    url = make_url(settings.journal_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(f"{url.database}.key")
+def _key_path(settings: DaemonSettings, store: EventStore) -> Path:
+    """Keep the redaction key beside an SQLite journal file, else in the state root."""
+    if store.sqlite_path is not None:
+        return Path(f"{store.sqlite_path}.key")
     return settings.root / "journal.key"
 
 
