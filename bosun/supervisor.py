@@ -529,11 +529,16 @@ class Supervisor:
         spec = ProcessSpec(args=arguments, env=environment, cwd=cwd)
 
         def action(state: ContainerState, command_id: str) -> list[ev.Event]:
+            # Each process gets its own shim directory: conmon's pid, exit and log files
+            # live there, and the init's must not be overwritten.
+            exec_dir = Path(state.state_dir) / "exec" / exec_id
+            if exec_dir.exists():
+                shutil.rmtree(exec_dir)
             ref = self.shim.exec(
                 container_id,
                 exec_id,
                 spec,
-                Path(state.state_dir),
+                exec_dir,
                 exit_command=self._exit_command(container_id, exec_id),
                 timeout=self.settings.start_timeout,
             )
