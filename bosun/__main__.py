@@ -1,0 +1,5 @@
+"""Run the CLI as ``python -m bosun``."""
+
+from bosun.cli import main
+
+raise SystemExit(main())
