@@ -1,7 +1,7 @@
 """A simulated OCI runtime and shim that share one in-memory world, for tests.
 
 ``SimulatedRuntime`` implements ``adapters.base.Runtime`` and ``SimulatedShim`` implements
-``adapters.base.Shim``. Both act on a ``SimulatedWorld``, which holds containers and processes
+``adapters.base.Shim``. Both act on a ``SimulatedWorld``, which contains containers and processes
 with invented but consistent pids and start times. No process is started and no file is read.
 The only files written are the checkpoint image and work directories, because callers expect
 the image path a checkpoint names to exist.
@@ -145,8 +145,8 @@ class SimulatedProcess:
     alive: bool = True
     shim_alive: bool = True
     exit: ExitInfo | None = None  # what the shim wrote; None while running or when lost
+    lost: ExitInfo | None = None  # what read_exit reports after the shim died without a status
     lose_exit: bool = False  # the shim dies with the process and writes no status
-    lost_reason: str | None = None
     pid_recycled: bool = False
 
     def ref(self) -> ProcessRef:
@@ -229,9 +229,9 @@ class SimulatedWorld:
                          create_error: str | None = None) -> None:
         """Set how containers created from ``bundle`` behave.
 
-        ``ignore_signals`` are signals the container's processes handle and survive (a spec
-        whose process traps SIGTERM); ``create_error`` makes every create from the bundle fail
-        with that runtime message.
+        ``ignore_signals`` are signals that the container's processes handle and survive, as a
+        process that traps SIGTERM does. ``create_error`` makes every create from the bundle
+        fail with that runtime message.
         """
         with self._lock:
             self._bundles[str(bundle)] = BundleConfig(frozenset(ignore_signals), create_error)
@@ -319,10 +319,8 @@ class SimulatedWorld:
         """
         with self._lock:
             process = self._live_process(container_id, process_id, shim=True)
-            process.shim_alive = False
-            process.lost_reason = (
-                f"exit status lost: shim pid {process.shim_pid} was killed before the process exited"
-            )
+            reason = f"shim pid {process.shim_pid} was killed before the process exited"
+            self._lose(process, reason)
             self._fire_watches(process)
 
     def lose_exit(self, container_id: str, process_id: str) -> None:
@@ -344,8 +342,8 @@ class SimulatedWorld:
         """Give the pid of a process to an unrelated process.
 
         A process still alive exits first (status 137, as after SIGKILL) and its shim records
-        it; then the pid is in use again with another start time, so ``process_alive`` on the
-        old ``ProcessRef`` is false while ``pid_in_use`` shows the pid taken.
+        the exit. Then the pid is in use again with another start time. ``process_alive`` on
+        the old ``ProcessRef`` is therefore false, while ``pid_in_use`` shows the pid taken.
         """
         with self._lock:
             process = self._known_process(container_id, process_id)
@@ -443,10 +441,15 @@ class SimulatedWorld:
         """Return what the shim reports for a process whose shim is gone."""
         if process.exit is not None:
             return process.exit
-        reason = process.lost_reason or (
-            f"exit status lost: shim pid {process.shim_pid} exited without writing a status"
-        )
-        return ExitInfo(status=LOST_STATUS, exited_at=self._now(), status_lost=True, reason=reason)
+        if process.lost is not None:
+            return process.lost
+        return self._lose(process, f"shim pid {process.shim_pid} exited without writing a status")
+
+    def _lose(self, process: SimulatedProcess, cause: str) -> ExitInfo:
+        process.shim_alive = False
+        process.lost = ExitInfo(status=LOST_STATUS, exited_at=self._now(), status_lost=True,
+                                reason=f"exit status lost: {cause}")
+        return process.lost
 
     # -- the runtime's rules ---------------------------------------------------------------------
 
@@ -563,7 +566,7 @@ class SimulatedWorld:
         (image_path / "simulated-dump.json").write_text(json.dumps(dump))
         self.checkpoints[str(image_path)] = dump
         if not leave_running:
-            # CRIU ends the dumped tasks; the shim sees them die as by SIGKILL.
+            # CRIU ends the dumped tasks, and the shim records them as killed by SIGKILL.
             self._deliver(container, list(container.processes.values()), signals.SIGKILL)
 
     def _restore(self, container_id: str, bundle: str, state_dir: str,
@@ -594,12 +597,10 @@ class SimulatedWorld:
                      oom: bool) -> None:
         process.alive = False
         if process.shim_alive:
-            process.shim_alive = False
             if process.lose_exit:
-                process.lost_reason = (
-                    f"exit status lost: shim pid {process.shim_pid} exited without writing a status"
-                )
+                self._lose(process, f"shim pid {process.shim_pid} exited without writing a status")
             else:
+                process.shim_alive = False
                 process.exit = ExitInfo(status=status, signal=signal, oom=oom,
                                         exited_at=self._now())
             self._fire_watches(process)
@@ -802,8 +803,8 @@ class SimulatedRuntime:
 class SimulatedShim:
     """An ``adapters.base.Shim`` acting on a ``SimulatedWorld``.
 
-    Several shims may share a world, as a restarted daemon meets the conmons of the last one;
-    each keeps its own watches, and ``close`` drops only those.
+    Several shims may share a world, as a restarted daemon meets the conmons of the last one.
+    Each shim keeps its own watches, and ``close`` drops only those.
     """
 
     def __init__(self, world: SimulatedWorld) -> None:
