@@ -329,13 +329,19 @@ class SimulatedWorld:
             self._live_process(container_id, process_id).lose_exit = True
 
     def pause_behind_back(self, container_id: str) -> None:
-        """Freeze a running container without any runtime call from bosun."""
-        with self._lock:
+        """Freeze a running container without any runtime call from bosun.
+
+        Raises ``ValueError`` with the runtime's message when the container cannot be paused.
+        """
+        with self._lock, _as_value_error("pause", container_id):
             self._pause(self._container(container_id, "pause"))
 
     def resume_behind_back(self, container_id: str) -> None:
-        """Thaw a paused container without any runtime call from bosun."""
-        with self._lock:
+        """Thaw a paused container without any runtime call from bosun.
+
+        Raises ``ValueError`` with the runtime's message when the container is not paused.
+        """
+        with self._lock, _as_value_error("resume", container_id):
             self._resume(self._container(container_id, "resume"))
 
     def recycle_pid(self, container_id: str, process_id: str) -> None:
@@ -912,6 +918,16 @@ class _RuntimeFailure(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
+
+
+@contextlib.contextmanager
+def _as_value_error(operation: str, container_id: str) -> Iterator[None]:
+    """Turn a runtime rule failure inside a test-driven event into ``ValueError``."""
+    try:
+        yield
+    except _RuntimeFailure as exc:
+        msg = f"cannot {operation} container {container_id}: {exc.message}"
+        raise ValueError(msg) from None
 
 
 def _key(ref: ProcessRef) -> tuple[str, str, int]:

@@ -682,3 +682,11 @@ def test_random_operations_keep_consistency(steps: list[tuple[str, str]]) -> Non
         # Live pids are unique across the world.
         live = [p.pid for p in rig.world.processes.values() if p.alive]
         assert len(live) == len(set(live))
+
+
+def test_pause_behind_back_of_paused_raises(rig: Rig) -> None:
+    rig.create()
+    rig.world.pause_behind_back("web")
+
+    with pytest.raises(ValueError, match="cannot pause container web: container not running"):
+        rig.world.pause_behind_back("web")
