@@ -1,6 +1,6 @@
 """Build small OCI bundles from Debian's busybox-static, for tests and the demo.
 
-A bundle is a directory with ``config.json`` and a ``rootfs``. The rootfs here holds only the
+A bundle is a directory with ``config.json`` and a ``rootfs``. The rootfs here contains only the
 static busybox binary and one symlink per applet, so it needs no image registry and no network.
 ``config.json`` starts from ``runc spec`` so that it matches what the installed runtime expects.
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from adapters.base import AdapterError, ExecutableNotFound
 from adapters.runc import DEFAULT_PATH, resolve_executable
@@ -107,7 +107,8 @@ def make_busybox_bundle(
         check=False,
     )
     if result.returncode != 0:
-        msg = f"writing config.json in bundle {bundle}: {runtime} spec failed: {result.stderr.strip()}"
+        cause = result.stderr.strip()
+        msg = f"writing config.json in bundle {bundle}: {runtime} spec failed: {cause}"
         raise AdapterError(msg)
     config = json.loads(config_path.read_text())
     _apply_settings(
@@ -180,7 +181,7 @@ def _is_static_elf(path: str) -> bool:
         if header[:4] != b"\x7fELF":
             return False
         is_64 = header[4] == 2
-        byteorder = "little" if header[5] == 1 else "big"
+        byteorder: Literal["little", "big"] = "little" if header[5] == 1 else "big"
         if is_64:
             phoff = int.from_bytes(header[32:40], byteorder)
             phentsize = int.from_bytes(header[54:56], byteorder)
@@ -205,18 +206,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m adapters.bundle",
         description="Build an OCI bundle that runs ARGS with Debian's busybox-static.",
     )
+
     parser.add_argument("path", type=Path, help="bundle directory to create")
     parser.add_argument(
         "--memory-limit", type=int, default=None, help="memory limit in bytes (default: none)"
     )
     parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE", help="add an environment variable"
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add an environment variable (repeatable)",
     )
     parser.add_argument("--cwd", default="/", help="working directory inside the container")
     parser.add_argument("--hostname", default=None, help="container host name")
-    parser.add_argument("--writable-rootfs", action="store_true", help="mount the rootfs read-write")
+    parser.add_argument(
+        "--writable-rootfs", action="store_true", help="mount the rootfs read-write"
+    )
     parser.add_argument("args", nargs="+", help="command and arguments, after --")
     options = parser.parse_args(argv)
+
     try:
         bundle = make_busybox_bundle(
             options.path,
@@ -230,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdapterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
     print(bundle)
     return 0
 

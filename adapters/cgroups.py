@@ -8,7 +8,7 @@ Linux mounts cgroups in one of three layouts, and this module handles each:
 * v2 (unified): one hierarchy at ``/sys/fs/cgroup``; the line is ``0::/path``; the limit is
   ``memory.max`` and ``memory.events`` counts kills.
 * hybrid: the v1 controllers plus an empty v2 hierarchy at ``/sys/fs/cgroup/unified`` that
-  holds no controllers (systemd calls this its hybrid mode). There the memory controller is v1,
+  contains no controllers (systemd calls this its hybrid mode). There the memory controller is v1,
   so the v1 files apply. bosun's test machine has this layout: runc 1.1.5 drives the v1
   controllers there, and crun 1.8.1 refuses to create containers on it.
 
@@ -23,7 +23,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# The largest value a v1 memory limit reads back as when unlimited (LONG_MAX rounded to pages).
+# cgroup v1 reports "no memory limit" as LONG_MAX rounded down to a page (9223372036854771712),
+# so any value from 2**62 up is read as unlimited.
 _V1_UNLIMITED_MIN = 1 << 62
 
 
@@ -40,7 +41,7 @@ def memory_cgroup_dir(pid: int, root: Path = CGROUP_ROOT) -> Path | None:
     """Return the memory cgroup directory of ``pid``, or None when the process is gone.
 
     The path in ``/proc/PID/cgroup`` is taken relative to the hierarchy's mount point under
-    ``root``, which holds for processes in the host's cgroup namespace.
+    ``root``, which is right for processes in the host's cgroup namespace.
     """
     try:
         lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()

@@ -1,9 +1,10 @@
 """The shim adapter: one conmon (the container monitor Podman and CRI-O use) per process.
 
-conmon runs ``runtime create`` (or ``exec``, or ``restore``), holds the process's stdio and writes
-its output to a ``k8s-file`` log, writes the exit status to a file named after the container in
-its exit directory, marks an OOM kill with a file named ``oom`` in its persist directory, and runs
-an exit command. It double-forks, so it outlives bosun and is never bosun's child.
+conmon runs ``runtime create`` (or ``exec``, or ``restore``) and keeps the process's stdio open.
+It writes the output to a ``k8s-file`` log and the exit status to a file named after the container
+in its exit directory, marks an OOM kill with a file named ``oom`` in its persist directory, and
+runs an exit command. It double-forks, so it outlives bosun and is not bosun's child (unless bosun
+made itself a child subreaper).
 
 How bosun talks to conmon 2.1:
 
@@ -59,7 +60,8 @@ _SIGNAL_BASE = 128
 _MAX_SIGNAL = 64
 # Exit status reported when conmon died without writing one.
 LOST_STATUS = 255
-# How long conmon's first process may take to fork and exit; it does so before running the runtime.
+# How long conmon's first process may take to exit: it forks the monitor and exits without waiting
+# for the runtime.
 _FORK_TIMEOUT = 10.0
 # How long to wait for a conmon or container killed after a timeout to be gone.
 _KILL_WAIT = 5.0
@@ -71,7 +73,7 @@ class ConmonShim:
     """Run and watch conmon processes; implements the ``Shim`` port.
 
     ``runtime`` supplies the runtime binary, its ``--root`` and any extra arguments, which are
-    passed to conmon with ``--runtime-arg``. ``state_root`` holds what conmon shares between
+    passed to conmon with ``--runtime-arg``. ``state_root`` contains what conmon shares between
     processes (its attach sockets). ``log_size_max`` in bytes caps each output log, when given.
     """
 
@@ -334,7 +336,7 @@ class ConmonShim:
 
         pid = int(message.get("data", -1))
         if pid <= 0:
-            # The runtime's JSON log holds its own words; conmon's message only wraps them.
+            # The runtime's JSON log contains its own message; conmon's message only wraps it.
             runtime_message = last_error_line(_read_text(state_dir / "runtime.log"))
             msg = runtime_message or str(message.get("message") or "runtime failed")
             raise ShimError(container_id, msg, process_id=process_id)
@@ -367,7 +369,7 @@ class ConmonShim:
     def _abort_start(
         self, container_id: str, process_id: str, state_dir: Path, timeout: float
     ) -> NoReturn:
-        """Kill conmon and the runtime container after a start timed out, then raise ``ShimTimeout``."""
+        """Kill conmon and the runtime container after a start timed out; raise ``ShimTimeout``."""
         killed = []
         shim_pid = _read_pid(state_dir / "conmon.pid")
         if shim_pid is not None and _kill_process_group(shim_pid):
@@ -409,9 +411,7 @@ class ConmonShim:
         info = _parse_exit_file(Path(ref.exit_file), Path(ref.oom_file))
         if info is not None:
             return info
-        reason = (
-            f"exit status lost: shim conmon pid {ref.shim_pid} exited without writing a status"
-        )
+        reason = f"exit status lost: shim conmon pid {ref.shim_pid} exited without writing a status"
         return ExitInfo(
             status=LOST_STATUS,
             oom=Path(ref.oom_file).exists(),
@@ -464,7 +464,7 @@ class _Watcher:
         self._lock = threading.Lock()
         self._by_fd: dict[int, tuple[ProcessRef, ExitCallback]] = {}
         self._by_key: dict[tuple[str, str, int], int] = {}
-        self._gone: list[tuple[ProcessRef, ExitCallback]] = []
+        self._already_exited: list[tuple[ProcessRef, ExitCallback]] = []
         self._stopping = False
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -489,7 +489,7 @@ class _Watcher:
                 logger.debug(
                     "conmon %d of container %s is already gone", ref.shim_pid, ref.container_id
                 )
-                self._gone.append((ref, on_exit))
+                self._already_exited.append((ref, on_exit))
             else:
                 self._by_fd[pidfd] = (ref, on_exit)
                 self._by_key[_key(ref)] = pidfd
@@ -505,7 +505,9 @@ class _Watcher:
         if pidfd is not None:
             self._by_fd.pop(pidfd, None)
             os.close(pidfd)
-        self._gone = [(gone, callback) for gone, callback in self._gone if _key(gone) != _key(ref)]
+        self._already_exited = [
+            (gone, callback) for gone, callback in self._already_exited if _key(gone) != _key(ref)
+        ]
 
     def stop(self) -> None:
         with self._lock:
@@ -518,7 +520,7 @@ class _Watcher:
                 os.close(pidfd)
             self._by_fd.clear()
             self._by_key.clear()
-            self._gone.clear()
+            self._already_exited.clear()
         os.close(self._wake_read)
         os.close(self._wake_write)
 
@@ -531,8 +533,8 @@ class _Watcher:
             with self._lock:
                 if self._stopping:
                     return
-                ready = self._gone
-                self._gone = []
+                ready = self._already_exited
+                self._already_exited = []
                 poller = select.poll()
                 poller.register(self._wake_read, select.POLLIN)
                 for pidfd in self._by_fd:
@@ -616,10 +618,8 @@ def _parse_exit_file(exit_file: Path, oom_file: Path) -> ExitInfo | None:
     signal_number = None
     if _SIGNAL_BASE < status <= _SIGNAL_BASE + _MAX_SIGNAL:
         signal_number = status - _SIGNAL_BASE
-    exited_at = datetime.datetime.fromtimestamp(modified, datetime.timezone.utc).isoformat()
-    return ExitInfo(
-        status=status, signal=signal_number, oom=oom_file.exists(), exited_at=exited_at
-    )
+    exited_at = datetime.datetime.fromtimestamp(modified, datetime.UTC).isoformat()
+    return ExitInfo(status=status, signal=signal_number, oom=oom_file.exists(), exited_at=exited_at)
 
 
 def _read_sync_message(read_fd: int, deadline: float) -> dict[str, Any] | None:
@@ -704,7 +704,7 @@ def _close_quietly(fd: int) -> None:
 
 
 def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 class _FdGuard(contextlib.AbstractContextManager["_FdGuard"]):

@@ -15,9 +15,13 @@ import psutil
 
 logger = logging.getLogger(__name__)
 
-# psutil derives create_time() from clock ticks since boot (1/100 s on Linux) plus the boot time,
-# which it reads once per process; two readings of one process can differ by a tick or so.
-START_TIME_TOLERANCE = 0.05
+# psutil computes create_time() as the boot time from /proc/stat plus the start time in clock ticks.
+# The kernel derives that boot time from the wall clock, so it can move by a second when the clock
+# is adjusted, and a restarted daemon may read a slightly different value for the same process.
+# Another process reusing the pid within one second would need the pid space to wrap in that time.
+# NOTE: a wall-clock step of more than a second between two readings makes a live process look
+# replaced; comparing start ticks instead would need them stored in ProcessRef.
+START_TIME_TOLERANCE = 1.0
 
 
 def process_start_time(pid: int) -> float | None:

@@ -1,9 +1,10 @@
 """Read the container logs that conmon writes in the ``k8s-file`` format.
 
-Each line of such a file is ``TIME STREAM TAG TEXT``: an RFC 3339 time with nanoseconds, ``stdout``
-or ``stderr``, then ``F`` when TEXT ends a line of output or ``P`` when conmon split a long line
-(or wrote output that had no newline yet) and the line continues in the next ``P`` or ``F`` entry
-of the same stream. The readers here join partial entries back into whole lines.
+Each line of such a file is ``TIME STREAM TAG TEXT``: an RFC 3339 time with nanoseconds, then
+``stdout`` or ``stderr``, then a tag. Tag ``F`` means TEXT ends a line of output. Tag ``P`` means
+conmon split a long line, or wrote output that had no newline yet, and the line continues in the
+next ``P`` or ``F`` entry of the same stream. The readers here join partial entries back into
+whole lines.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class LogLine:
 def parse_time(text: str) -> datetime.datetime:
     """Parse an RFC 3339 time with up to nanosecond precision into an aware datetime.
 
-    Digits past microseconds are dropped, because ``datetime`` holds no more.
+    Digits past microseconds are dropped, because ``datetime`` stores nothing finer.
     """
     match = _TIME_PATTERN.match(text)
     if match is None:
@@ -86,7 +87,7 @@ class LogParser:
 
     def flush(self, now: datetime.datetime | None = None) -> list[LogLine]:
         """Return the partial lines still pending (output that never got its newline)."""
-        stamp = now or datetime.datetime.now(datetime.timezone.utc)
+        stamp = now or datetime.datetime.now(datetime.UTC)
         lines = [
             LogLine(time=stamp, stream=stream, text="".join(pieces))  # type: ignore[arg-type]
             for stream, pieces in self._pending.items()
@@ -96,9 +97,7 @@ class LogParser:
         return lines
 
 
-def parse_log(
-    entries: Iterable[str], since: datetime.datetime | None = None
-) -> Iterator[LogLine]:
+def parse_log(entries: Iterable[str], since: datetime.datetime | None = None) -> Iterator[LogLine]:
     """Parse k8s-file entries into whole lines, keeping those written at or after ``since``.
 
     A partial line left at the end is returned too, because the container may have exited

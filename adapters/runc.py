@@ -1,13 +1,14 @@
 """The OCI runtime adapter: runc, crun or any runc-compatible binary driven through its CLI.
 
-Every call passes the runtime a private ``--root`` under bosun's root, so bosun never sees or touches
-containers that other tools made, and a JSON ``--log`` file, so a failure carries the runtime's own
-error line instead of a bare exit status. Calls have a timeout because a runtime stuck on a frozen
-cgroup or a dead FUSE mount must not hang the daemon.
+Every call passes the runtime a private ``--root`` under bosun's root, so bosun never lists or
+touches containers that other tools made. Every call also passes a JSON ``--log`` file, so a
+failure carries the runtime's own error line instead of a bare exit status. Calls have a timeout,
+because a runtime stuck on a frozen cgroup or a dead FUSE mount must not hang the daemon.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -38,19 +39,19 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 # A CRIU dump or restore copies the container's whole memory, so it gets a longer limit.
 DEFAULT_CHECKPOINT_TIMEOUT = 300.0
 
-# Debian packages that ship the runtimes bosun knows by name.
+# Debian packages that ship the runtimes and the shim, by executable name.
 _PACKAGES = {"runc": "runc", "crun": "crun", "conmon": "conmon"}
 
-# How runtimes say that a container is unknown: runc 1.1 prints "container does not exist", crun
+# Messages meaning that the container is unknown: runc 1.1 prints "container does not exist", crun
 # 1.8 fails to open the container's status file under its root.
 _NOT_FOUND_PATTERNS = (
     re.compile(r"container (\S+ )?does not exist"),
     re.compile(r"container \S+ not found"),
     re.compile(r"/status`?: No such file or directory"),
 )
-# Operations that make a container; for them "not found" means a missing executable or bundle file,
-# never a missing container.
-_CREATING_OPERATIONS = frozenset({"create", "restore", "version", "list"})
+# Operations for which "not found" never means an unknown container: create and restore report a
+# missing executable that way, and version and list name no container.
+_NOT_FOUND_EXEMPT_OPERATIONS = frozenset({"create", "restore", "version", "list"})
 # A text-format runc log line: time="..." level=error msg="..."
 _TEXT_LOG_MESSAGE = re.compile(r'level=(?:error|fatal|panic) msg="((?:[^"\\]|\\.)*)"')
 
@@ -78,9 +79,10 @@ def resolve_executable(executable: str) -> str:
 def last_error_line(log_text: str, stderr_text: str = "") -> str:
     """Return the runtime's last error message from its JSON log, falling back to its stderr.
 
-    ``log_text`` holds the JSON lines the runtime wrote during one call. Lines at level error, fatal
-    or panic win; when the log holds none, the last non-empty stderr line is used, with runc's text
-    log format (``time=... level=error msg="..."``) reduced to its message.
+    ``log_text`` contains the JSON lines the runtime wrote during one call, and the last line at
+    level error, fatal or panic is returned. When there is none, the last non-empty stderr line is
+    returned, with runc's text log format (``time=... level=error msg="..."``) reduced to its
+    message.
     """
     message = ""
     for line in log_text.splitlines():
@@ -163,7 +165,7 @@ class OciRuntime:
         ]
 
     def log_path(self, container_id: str) -> Path:
-        """Return the JSON log file that calls about ``container_id`` append to."""
+        """Return the JSON log file that runtime calls for ``container_id`` append to."""
         return self.log_dir / f"{container_id or 'runtime'}.log"
 
     # -- queries ---------------------------------------------------------------------------------
@@ -183,12 +185,13 @@ class OciRuntime:
         """Return every container under this runtime's root."""
         output = self._run("list", "", ["list", "--format", "json"])
         data = self._parse_json("list", "", output)
-        # runc prints "null" when the root holds no containers.
+        # runc prints "null" when the root contains no containers.
         if data is None:
             return []
         return [_state_from_data(item) for item in data]
 
-    def pids(self, container_id: str) -> list[int]:
+    # The method named list shadows the builtin in this class's annotations, hence builtins.list.
+    def pids(self, container_id: str) -> builtins.list[int]:
         """Return the host pids of every process in the container."""
         output = self._run("ps", container_id, ["ps", "--format", "json", container_id])
         data = self._parse_json("ps", container_id, output)
@@ -215,7 +218,7 @@ class OciRuntime:
     ) -> None:
         """Run ``runtime create`` directly, without a shim; the container's stdio is /dev/null.
 
-        bosun normally lets the shim run this so that something holds the container's output.
+        bosun normally lets the shim run this, so that the shim keeps the container's output.
         """
         argv = ["create", "--bundle", str(bundle), "--pid-file", str(pid_file), *options]
         self._run("create", container_id, [*argv, container_id])
@@ -267,7 +270,7 @@ class OciRuntime:
         self._run("start", container_id, ["start", container_id])
 
     def kill(self, container_id: str, signal: int, *, all_processes: bool = False) -> None:
-        """Send ``signal`` (a number) to the init process, or to every process with ``all_processes``."""
+        """Send ``signal`` (a number) to the init process, or with ``all_processes`` to all."""
         argv = ["kill"]
         if all_processes:
             argv.append("--all")
@@ -362,7 +365,7 @@ class OciRuntime:
         self,
         operation: str,
         container_id: str,
-        argv: list[str],
+        argv: builtins.list[str],
         log_path: Path,
         *,
         timeout: float,
@@ -406,7 +409,7 @@ class OciRuntime:
         if not message:
             message = f"exited with status {exit_status} and no error message"
         error_class = RuntimeCommandError
-        if operation not in _CREATING_OPERATIONS and is_not_found(message):
+        if operation not in _NOT_FOUND_EXEMPT_OPERATIONS and is_not_found(message):
             error_class = ContainerNotFound
         raise error_class(
             operation,

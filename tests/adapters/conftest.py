@@ -1,8 +1,8 @@
 """Fixtures for the adapter tests: a private root per test and cleanup of everything started.
 
 Real-runtime tests get a runtime whose ``--root`` is inside the test's temporary directory, so
-teardown can kill and delete exactly the containers that test made, and a shim whose conmon pid
-files are all under that directory, so teardown can kill exactly the conmons that test started.
+teardown can kill and delete exactly the containers that test made. The shim writes every conmon
+pid file under that directory too, so teardown can kill exactly the conmons that test started.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_bundle(test_root: Path) -> BundleFactory:
-    """Return a factory that builds a busybox bundle under the test root: ``make_bundle(args, ...)``."""
+    """Return ``make_bundle(args, **options)``, building a busybox bundle under the test root."""
     counter = iter(range(1_000_000))
 
     def factory(args: Sequence[str], **options: Any) -> Path:

@@ -17,7 +17,8 @@ def missing_real_runtime() -> str | None:
     """Return why the real-runtime tests cannot run here, or None when they can."""
     if os.geteuid() != 0:
         return "needs root to run containers with runc"
-    for executable, package in (("runc", "runc"), ("conmon", "conmon"), ("busybox", "busybox-static")):
+    requirements = (("runc", "runc"), ("conmon", "conmon"), ("busybox", "busybox-static"))
+    for executable, package in requirements:
         if shutil.which(executable) is None:
             return f"needs {executable!r} (Debian package {package!r})"
     return None
@@ -40,7 +41,8 @@ def wait_for_exit(shim: Shim, ref: ProcessRef) -> ExitInfo:
         if info is not None:
             return info
         time.sleep(0.05)
-    raise AssertionError(
+    msg = (
         f"container {ref.container_id} process {ref.process_id} did not exit "
         f"within {EXIT_WAIT_LIMIT:g} s"
     )
+    raise AssertionError(msg)

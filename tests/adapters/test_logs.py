@@ -10,7 +10,7 @@ import pytest
 
 from adapters.logs import LogLine, follow_log, parse_time, read_log
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def at(second: int, microsecond: int = 0) -> datetime.datetime:
@@ -56,9 +56,7 @@ def test_read_log_keeps_spaces_in_text(tmp_path: Path) -> None:
 
 def test_read_log_returns_trailing_partial_line(tmp_path: Path) -> None:
     log = tmp_path / "output.log"
-    log.write_text(
-        "2024-05-01T12:00:01Z stdout F done\n2024-05-01T12:00:02Z stdout P no newline\n"
-    )
+    log.write_text("2024-05-01T12:00:01Z stdout F done\n2024-05-01T12:00:02Z stdout P no newline\n")
 
     lines = read_log(log)
 

@@ -164,8 +164,8 @@ def test_sigterm_gives_status_143(
 ) -> None:
     # The shell is PID 1 of the container's pid namespace, and the kernel drops any signal to
     # such a process that has no handler for it, except SIGKILL and SIGSTOP. So SIGTERM to the
-    # init alone does nothing. With --all, SIGTERM also reaches `sleep`, which dies of it; the
-    # shell sees 128 + 15 as the sleep's status and "exit $?" passes it on. (With "; true"
+    # init alone does nothing. With --all, SIGTERM also reaches `sleep`, which dies of it. The
+    # shell gets 128 + 15 as the sleep's status, and "exit $?" passes it on. (With "; true"
     # instead the shell would exit 0.) conmon thus writes 143 although sh itself exited normally.
     bundle = make_bundle(["sh", "-c", "sleep 1000; exit $?"])
     ref = start_container(shim, runtime, bundle, test_root)
@@ -197,8 +197,8 @@ def test_output_before_fast_exit_is_in_log(
 def test_memory_limit_exceeded_reports_oom(
     runtime: OciRuntime, shim: ConmonShim, make_bundle: BundleFactory, test_root: Path
 ) -> None:
-    # dd is the init process and writes 64 MiB into the /tmp tmpfs; tmpfs pages are charged to
-    # the writer's memory cgroup, so the OOM killer ends dd with SIGKILL at the 16 MiB limit.
+    # dd is the init process and writes 64 MiB into the /tmp tmpfs. Pages of a tmpfs file are
+    # charged to the writer's memory cgroup, so the OOM killer ends dd with SIGKILL at 16 MiB.
     bundle = make_bundle(
         ["dd", "if=/dev/zero", "of=/tmp/fill", "bs=1M", "count=64"], memory_limit=16 * MiB
     )

@@ -63,8 +63,12 @@ def test_last_error_line(log_text: str, stderr_text: str, expected: str) -> None
     ("message", "expected"),
     [
         pytest.param("container does not exist", True, id="runc"),
-        pytest.param("error opening file `/run/crun/x/status`: No such file or directory", True, id="crun"),
-        pytest.param('exec: "sh": executable file not found in $PATH', False, id="missing-executable"),
+        pytest.param(
+            "error opening file `/run/crun/x/status`: No such file or directory", True, id="crun"
+        ),
+        pytest.param(
+            'exec: "sh": executable file not found in $PATH', False, id="missing-executable"
+        ),
         pytest.param("container not running", False, id="not-running"),
     ],
 )
@@ -153,7 +157,8 @@ def test_silent_failure_names_exit_status(tmp_path: Path) -> None:
 
 
 def test_hung_runtime_times_out(tmp_path: Path) -> None:
-    runtime = OciRuntime(str(fake_runtime(tmp_path, "exec sleep 1000")), tmp_path / "root", timeout=0.5)
+    script = fake_runtime(tmp_path, "exec sleep 1000")
+    runtime = OciRuntime(str(script), tmp_path / "root", timeout=0.5)
 
     with pytest.raises(RuntimeCommandError) as caught:
         runtime.state("web-1")
@@ -192,7 +197,7 @@ def test_parsed_outputs(tmp_path: Path) -> None:
         '  *" list "*) echo null;;\n'
         '  *" ps "*) echo "[12, 13]";;\n'
         '  *" events "*) echo \'{"type":"stats","id":"web-1","data":{"pids":{"current":2}}}\';;\n'
-        '  *" state "*) echo \'{"id":"web-1","pid":12,"status":"running","bundle":"/b","created":"c"}\';;\n'
+        '  *" state "*) echo \'{"id":"web-1","pid":12,"status":"running","bundle":"/b"}\';;\n'
         "esac",
     )
     runtime = OciRuntime(str(script), tmp_path / "root")
