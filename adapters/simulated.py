@@ -629,8 +629,8 @@ class SimulatedWorld:
         process = self._known_process(container_id, process_id)
         alive = process.shim_alive if shim else process.alive
         if not alive:
-            what = "shim of process" if shim else "process"
-            msg = f"{what} {process_id} of container {container_id} is not running"
+            subject = "shim of process" if shim else "process"
+            msg = f"{subject} {process_id} of container {container_id} is not running"
             raise ValueError(msg)
         return process
 
