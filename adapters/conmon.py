@@ -334,7 +334,8 @@ class ConmonShim:
             )
             raise ShimError(container_id, msg, process_id=process_id)
 
-        pid = int(message.get("data", -1))
+        data = message.get("data")
+        pid = data if isinstance(data, int) else -1
         if pid <= 0:
             # The runtime's JSON log contains its own message; conmon's message only wraps it.
             runtime_message = last_error_line(_read_text(state_dir / "runtime.log"))
@@ -552,9 +553,11 @@ class _Watcher:
                             pass
                     continue
                 with self._lock:
-                    entry = self._by_fd.pop(fd, None)
-                    if entry is None:
+                    # An unwatch may have closed this fd during poll() and a new watch may have
+                    # reused its number, so report only a pidfd that is readable now.
+                    if fd not in self._by_fd or not _is_readable(fd):
                         continue
+                    entry = self._by_fd.pop(fd)
                     self._by_key.pop(_key(entry[0]), None)
                 _reap(fd)
                 os.close(fd)
@@ -581,6 +584,11 @@ class _Watcher:
                 ref.container_id,
                 ref.process_id,
             )
+
+
+def _is_readable(fd: int) -> bool:
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def _key(ref: ProcessRef) -> tuple[str, str, int]:
@@ -642,9 +650,13 @@ def _read_sync_message(read_fd: int, deadline: float) -> dict[str, Any] | None:
     line = data.split(b"\n", 1)[0].strip()
     if not line:
         return None
-    message = json.loads(line)
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        # Report the unparsable text as a start failure, quoted, rather than as a JSON error.
+        return {"data": -1, "message": f"invalid sync pipe message {line[:200]!r}"}
     if not isinstance(message, dict):
-        return None
+        return {"data": -1, "message": f"invalid sync pipe message {line[:200]!r}"}
     return message
 
 
