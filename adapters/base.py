@@ -256,6 +256,18 @@ class Shim(Protocol):
         """Tell whether the monitored process is still the same live process."""
         ...
 
+    def pid_reused(self, ref: ProcessRef) -> bool:
+        """Tell whether the pid of ``ref`` now names a different live process (start time differs)."""
+        ...
+
+    def signal_process(self, ref: ProcessRef, signal: int) -> bool:
+        """Send ``signal`` to the monitored process itself, only if it is still the same process.
+
+        Used for exec processes and for processes whose shim is gone. Returns False, sending
+        nothing, when the process has exited or its pid was reused.
+        """
+        ...
+
     def watch(self, ref: ProcessRef, on_exit: Callable[[ProcessRef, ExitInfo], None]) -> None:
         """Call ``on_exit`` once, from a watcher thread, when the shim of ``ref`` exits."""
         ...

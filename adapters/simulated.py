@@ -87,7 +87,8 @@ RUNTIME_OPERATIONS = frozenset({
     "checkpoint",
 })
 SHIM_OPERATIONS = frozenset({
-    "create", "exec", "restore", "read_exit", "shim_alive", "process_alive", "watch", "unwatch",
+    "create", "exec", "restore", "read_exit", "shim_alive", "process_alive", "pid_reused",
+    "signal_process", "watch", "unwatch",
 })
 OPERATIONS = RUNTIME_OPERATIONS | SHIM_OPERATIONS
 _SHIM_STARTS = frozenset({"create", "exec", "restore"})
@@ -896,6 +897,24 @@ class SimulatedShim:
         with self._query_call("process_alive", ref):
             process = self.world.processes.get(_key(ref))
             return process is not None and process.alive and not process.pid_recycled
+
+    def pid_reused(self, ref: ProcessRef) -> bool:
+        """Tell whether the pid of ``ref`` now names another live process."""
+        with self._query_call("pid_reused", ref):
+            process = self.world.processes.get(_key(ref))
+            return process is not None and process.pid_recycled and ref.pid in self.world._foreign_pids
+
+    def signal_process(self, ref: ProcessRef, signal: int) -> bool:
+        """Deliver ``signal`` to the process of ``ref`` if it still runs; tell whether it did."""
+        with self._query_call("signal_process", ref):
+            process = self.world.processes.get(_key(ref))
+            if process is None or not process.alive or process.pid_recycled:
+                return False
+            container = self.world.containers.get(ref.container_id)
+            if container is None:
+                return False
+            self.world._deliver(container, [process], signal)
+            return True
 
     def watch(self, ref: ProcessRef, on_exit: ExitCallback) -> None:
         """Call ``on_exit`` once when the shim of ``ref`` exits; at once if it already has."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 import signal as signal_module
 import time
@@ -25,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters import identity
 from adapters.base import AdapterError, ContainerNotFound, ExitInfo, ProcessRef, RuntimeState
 from bosun.supervisor import Supervisor, new_command_id
 from fsm import events as ev
@@ -180,7 +178,7 @@ class Reconciler:
                            action="watch")
 
         # The shim is gone and wrote no status.
-        if identity.is_same_process(ref.pid, ref.pid_start_time):
+        if self.shim.process_alive(ref):
             return Finding(
                 "orphan_process",
                 f"shim {ref.shim_pid} of process {process_id} is gone but pid {ref.pid} still runs; policy {self.orphan_policy}",
@@ -192,8 +190,7 @@ class Reconciler:
                 ],
                 action="kill_orphan",
             )
-        start_time = identity.process_start_time(ref.pid)
-        if start_time is not None:
+        if self.shim.pid_reused(ref):
             reason = f"exit status lost: pid {ref.pid} now belongs to another process (start time differs); it was not signalled"
         else:
             reason = f"exit status lost: shim {ref.shim_pid} and process {ref.pid} are gone with no exit file"
@@ -241,7 +238,7 @@ class Reconciler:
             self.shim.watch(ref, self.supervisor._on_process_exit)
         elif finding.action == "kill_orphan":
             ref = ProcessRef.from_data(state.processes[finding.process or "init"].ref or {})
-            _kill_if_same(ref)
+            self.shim.signal_process(ref, signal_module.SIGKILL)
         elif finding.action == "reapply_update":
             try:
                 self.runtime.update(state.id, events[0].resources)  # type: ignore[attr-defined]
@@ -317,20 +314,6 @@ def _exit(process_id: str, info: ExitInfo) -> ev.ProcessExited:
         source="recovery",
         reason=info.reason,
     )
-
-
-def _kill_if_same(ref: ProcessRef) -> None:
-    """SIGKILL ``ref``'s process through a pidfd, only if it is still the same process."""
-    try:
-        pidfd = os.pidfd_open(ref.pid)
-    except ProcessLookupError:
-        return
-    try:
-        # Checked after the pidfd is open: from here on the pid cannot be recycled under us.
-        if identity.is_same_process(ref.pid, ref.pid_start_time):
-            signal_module.pidfd_send_signal(pidfd, signal_module.SIGKILL)
-    finally:
-        os.close(pidfd)
 
 
 def unknown_runtime_containers(supervisor: Supervisor) -> list[RuntimeState]:

@@ -32,7 +32,6 @@ from adapters.base import (
     Runtime,
     Shim,
 )
-from adapters import identity
 from bosun import redact
 from bosun.config import DaemonSettings
 from bosun.crash import CrashPoints
@@ -481,20 +480,9 @@ class Supervisor:
 
     def _signal_exec(self, state: ContainerState, process: str, signal: int) -> None:
         target = state.processes[process]
-        start_time = (target.ref or {}).get("pid_start_time")
-        if target.pid is None or start_time is None or not identity.is_same_process(target.pid, start_time):
+        if not target.ref or not self.shim.signal_process(ProcessRef.from_data(target.ref), signal):
             msg = f"exec process {process} of container {state.id} (pid {target.pid}) is no longer running"
             raise OSError(msg)
-        # A pidfd pins the process, so the signal cannot reach a recycled pid.
-        pidfd = os.pidfd_open(target.pid)
-        try:
-            if not identity.is_same_process(target.pid, start_time):
-                raise OSError(f"exec process {process} of container {state.id} exited before it was signalled")
-            import signal as signal_module
-
-            signal_module.pidfd_send_signal(pidfd, signal)
-        finally:
-            os.close(pidfd)
 
     def exec(
         self,
@@ -808,7 +796,9 @@ class Supervisor:
             pids = self.runtime.pids(container_id)
         except AdapterError as exc:
             raise CommandFailed(str(exc)) from exc
-        return [identity.describe_process(pid) for pid in pids]
+        from adapters.identity import describe_process
+
+        return [describe_process(pid) for pid in pids]
 
 
 def _who(requested_by: Mapping[str, Any] | None) -> dict[str, Any] | None:
