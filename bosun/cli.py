@@ -1,6 +1,6 @@
 """The ``bosun`` command line: the daemon, the client commands and the offline journal commands.
 
-Every client command talks to the daemon through ``bosun.client`` and must answer in well under
+Every client command talks to the daemon through ``bosun.client`` and must return in well under
 100 ms, so this module imports only the standard library and bosun's light modules. The daemon
 (aiohttp, SQLAlchemy) is imported inside ``cmd_daemon``, and ``bosun.offline`` imports ``journal``
 and ``fsm`` inside each journal command.
@@ -33,11 +33,11 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class UsageError(Exception):
-    """Raised by a command for arguments argparse cannot check alone; exits with status 2."""
+    """Raised by a command for arguments that argparse cannot check alone (exit status 2)."""
 
 
 class CommandFailed(Exception):
-    """Raised by a command that failed with a message of its own; exits with ``status``."""
+    """Raised by a command that failed with a message of its own (exit status ``status``)."""
 
     def __init__(self, message: str, status: int = 1) -> None:
         self.status = status
@@ -48,7 +48,7 @@ class CommandFailed(Exception):
 
 
 def parse_label(value: str) -> tuple[str, str]:
-    """Read ``--label key=value``; the key must be non-empty, the value may be empty."""
+    """Read ``--label key=value``. The key must be non-empty, but the value may be empty."""
     key, separator, label_value = value.partition("=")
     if not separator:
         msg = f"invalid label {value!r}: use key=value"
@@ -60,7 +60,7 @@ def parse_label(value: str) -> tuple[str, str]:
 
 
 def parse_env(value: str) -> str:
-    """Read ``--env NAME=VALUE``; the name must be non-empty."""
+    """Read ``--env NAME=VALUE`` with a non-empty name."""
     name, separator, _ = value.partition("=")
     if not separator or not name:
         msg = f"invalid environment variable {value!r}: use NAME=VALUE with a non-empty NAME"
@@ -121,7 +121,7 @@ def parse_seconds(value: str) -> float:
 
 
 def signal_value(value: str) -> str | int:
-    """Send a numeric signal as a number and a name as written; the daemon checks both."""
+    """Convert a numeric signal to a number and keep a name as written, because the daemon checks both."""
     return int(value) if value.isdigit() else value
 
 
@@ -205,7 +205,8 @@ def _add_daemon_parser(commands: _Commands) -> None:
     )
     daemon.add_argument(
         "--runtime-arg", action="append", default=[], dest="runtime_args", metavar="ARG",
-        help="an extra global argument for every runtime call; repeat for more",
+        help="an extra global argument for every runtime call; repeat for more, and write "
+        "--runtime-arg=--flag for a value that starts with '-'",
     )
     daemon.add_argument(
         "--shim", default="conmon", metavar="PATH", help="the conmon binary (default: conmon on PATH)",
@@ -382,7 +383,7 @@ def _add_journal_parsers(commands: _Commands) -> None:
 
 
 class Context:
-    """What a command needs besides its arguments: settings, the client, output streams."""
+    """The state of one command run: parsed arguments, settings, the client and output streams."""
 
     def __init__(self, args: argparse.Namespace, argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> None:
         self.args = args
@@ -459,7 +460,7 @@ def cmd_daemon(context: Context) -> int:
     )
     _configure_logging(args.log_level)
 
-    from bosun import daemon  # aiohttp and SQLAlchemy: only the daemon pays for them
+    from bosun import daemon  # The daemon imports aiohttp and SQLAlchemy, which no client command may load.
 
     return daemon.run(settings)
 

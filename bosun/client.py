@@ -1,6 +1,6 @@
 """HTTP/1.1 client of the bosun daemon's API over its Unix socket.
 
-Standard library only: this module is on the path of every client command, which must answer
+Standard library only: this module is on the path of every client command, which must return
 in well under 100 ms, so it imports neither aiohttp nor anything from ``journal`` or ``fsm``.
 """
 
@@ -20,7 +20,8 @@ from typing import Any
 # Commands such as start and delete --force wait for the runtime, so this is generous.
 DEFAULT_TIMEOUT = 120.0
 
-# Longest X-Bosun-Command value sent; the daemon's HTTP parser rejects header lines over 8190 bytes.
+# Longest X-Bosun-Command value sent. aiohttp, which serves the API, rejects header fields
+# longer than its max_field_size (8190 bytes by default).
 MAX_COMMAND_HEADER = 4096
 
 
@@ -95,7 +96,7 @@ def not_running_message(cause: str) -> str:
 
 
 class Client:
-    """Calls the daemon's API; each request uses its own connection."""
+    """A caller of the daemon's API that opens a new connection for each request."""
 
     def __init__(
         self,
@@ -220,8 +221,8 @@ class Client:
     ) -> Iterator[Any]:
         """Send one request and yield each line of its newline-delimited JSON reply.
 
-        The connection has no read timeout, because a followed stream is quiet for as long as
-        nothing happens; it is closed when the generator is closed or exhausted.
+        The connection has no read timeout, because a followed stream stays quiet while nothing
+        happens. The connection is closed when the generator is closed or exhausted.
         """
         connection, response = self._send(method, path, query=query, timeout=None)
         try:
@@ -358,7 +359,7 @@ class Client:
 
     def wait(self, container_id: str, *, timeout: float | None = None) -> dict[str, Any]:
         """Block until the container's init exit is journaled; ``exit_status`` is None on timeout."""
-        # The daemon answers at its own timeout, so the socket waits a little longer than that.
+        # The daemon replies when its own timeout ends, so the socket waits a little longer than that.
         socket_timeout = None if timeout is None else timeout + 30.0
         return self.request(
             "GET", _container_path(container_id, "wait"), query={"timeout": timeout}, timeout=socket_timeout

@@ -46,7 +46,7 @@ def _require_file(url: str) -> None:
 
 
 def _open(url: str, *, migrate_schema: bool = False) -> EventStore:
-    """Open an existing journal; errors become ``OfflineError`` with the driver's message."""
+    """Open an existing journal, raising ``OfflineError`` with the driver's message if that fails."""
     from journal import EventStore, JournalError
 
     _require_file(url)
@@ -92,7 +92,7 @@ def migrate(url: str, out: TextIO) -> int:
 
 
 def verify(url: str, out: TextIO, *, as_json: bool = False) -> int:
-    """Walk the hash chain; return 0 if it holds, 1 naming the first bad seq if it does not."""
+    """Walk the hash chain and return 0 if it holds, else print the first bad seq and return 1."""
     from journal import JournalError
 
     store = _open(url)
@@ -165,7 +165,7 @@ def backup(url: str, destination: Path, out: TextIO) -> int:
 
 
 def parse_until(value: str) -> tuple[int | None, str | None]:
-    """Read ``--until``: digits are a seq, anything else an ISO 8601 time (UTC unless it says).
+    """Read ``--until``: digits are a seq, anything else an ISO 8601 time (UTC if it has no zone).
 
     Returns (seq, None) or (None, time in the journal's format).
     """

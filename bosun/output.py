@@ -44,7 +44,7 @@ def _cell(value: Any) -> str:
 def short_time(value: str | None) -> str:
     """Shorten an ISO 8601 time to seconds: ``2024-01-02T03:04:05.678901Z`` → ``2024-01-02 03:04:05``.
 
-    Times are UTC in the API, so the zone is left out; a value of another form is returned as is.
+    Times are UTC in the API, so the zone is left out. A value of another form is returned as is.
     """
     if not value:
         return EMPTY
@@ -230,7 +230,7 @@ def event_line(event: Mapping[str, Any]) -> str:
 
 
 def format_history(events: Sequence[Mapping[str, Any]]) -> str:
-    """Render ``history``: one row per event; events recovery appended are marked."""
+    """Render ``history`` with one row per event, marking the events that recovery appended."""
     rows = []
     for event in events:
         marker = " (recovery)" if event.get("recovery") else ""
@@ -274,7 +274,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def format_top(processes: Sequence[Mapping[str, Any]]) -> str:
-    """Render ``top``: one row per process, ordered by pid; RSS in bytes."""
+    """Render ``top`` with one row per process, ordered by pid, and RSS in bytes."""
     rows = []
     for process in sorted(processes, key=lambda item: item.get("pid") or 0):
         cpu = process.get("cpu_percent")

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-# A route returns (status, body); a list body is sent as newline-delimited JSON.
+# A route returns (status, body). A list body is sent as newline-delimited JSON, and a Chunked
+# body is sent with chunked transfer encoding, one chunk per item.
 Route = Callable[["Request"], tuple[int, Any]]
 
 
@@ -24,6 +25,11 @@ class Request:
     query: str
     headers: dict[str, str]
     body: Any
+
+
+@dataclass
+class Chunked:
+    chunks: list[bytes]
 
 
 @dataclass
@@ -64,6 +70,17 @@ def _handler_class(api: FakeApi) -> type[BaseHTTPRequestHandler]:
                 status, body = 404, {"error": {"code": "not_found", "message": f"no route {self.command} {path}"}}
             else:
                 status, body = route(request)
+
+            if isinstance(body, Chunked):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for chunk in [*body.chunks, b""]:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                return
 
             if isinstance(body, list):
                 payload = b"".join(json.dumps(item).encode() + b"\n" for item in body)

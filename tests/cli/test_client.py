@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bosun.client import ApiError, Client, ClientError, DaemonUnavailable, ProtocolError, command_header
-from tests.cli.conftest import FakeApi, container
+from tests.cli.conftest import Chunked, FakeApi, container
 
 
 def test_missing_socket_raises_daemon_unavailable(tmp_path: Path) -> None:
@@ -92,6 +92,12 @@ def test_stream_yields_each_line(fake_api: FakeApi) -> None:
     assert list(Client(fake_api.socket_path).events(since=0, follow=True, container_id="web")) == events
     query = urllib.parse.parse_qs(fake_api.requests[0].query)
     assert query == {"since": ["0"], "follow": ["true"], "id": ["web"]}
+
+
+def test_stream_lines_split_across_chunks(fake_api: FakeApi) -> None:
+    chunks = [b'{"seq": 1}\n{"se', b'q": 2}\n', b"\n", b'{"seq": 3}\n']
+    fake_api.reply("GET", "/v1/events", 200, Chunked(chunks))
+    assert list(Client(fake_api.socket_path).events(follow=True)) == [{"seq": 1}, {"seq": 2}, {"seq": 3}]
 
 
 def test_stream_error_raises_before_first_line(fake_api: FakeApi) -> None:
