@@ -194,6 +194,7 @@ def replay(
     as_json: bool = False,
 ) -> int:
     """Fold container streams using only events up to ``until`` and print each container's state."""
+    from bosun.views import container_json
     from fsm import ContainerState, apply, container_stream, parse_stream
     from journal import JournalError
 
@@ -230,7 +231,7 @@ def replay(
         bound = f" up to {until}" if until is not None else ""
         raise OfflineError(f"container {container_id} not found in the journal{bound}")
 
-    containers = [state_to_json(states[name]) for name in sorted(states)]
+    containers = [container_json(states[name]) for name in sorted(states)]
     if as_json:
         report = {"until": until, "last_seq": last_seq, "last_recorded_at": last_time, "containers": containers}
         out.write(json.dumps(report, indent=2) + "\n")
@@ -249,48 +250,4 @@ def replay(
                 f"{anomaly['reason']}\n"
             )
     return 0
-
-
-def state_to_json(state: ContainerState) -> dict[str, Any]:
-    """Render a folded state in the shape of the API's Container object."""
-    init = state.init
-    processes = [
-        {
-            "id": process.id,
-            "pid": process.pid,
-            "state": str(process.status),
-            "exit_status": process.exit_status,
-            "signal": process.signal,
-            "oom": process.oom,
-            "exited_at": process.exited_at,
-            "source": process.source,
-            "reason": process.reason,
-            "args": process.args,
-        }
-        for process in state.processes.values()
-    ]
-    return {
-        "id": state.id,
-        "state": str(state.status),
-        "version": state.version,
-        "bundle": state.bundle,
-        "runtime": state.runtime,
-        "labels": dict(state.labels),
-        "pid": init.pid if init is not None else None,
-        "exit_status": state.exit_status,
-        "created_at": state.created_at,
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "processes": processes,
-        "checkpoints": [{"name": name, **dict(value)} for name, value in state.checkpoints.items()],
-        "resources": dict(state.resources),
-        "pending": [
-            {"command_id": pending.command_id, "type": pending.type, "seq": pending.seq}
-            for pending in state.pending.values()
-        ],
-        "anomalies": [
-            {"seq": item.seq, "version": item.version, "type": item.type, "reason": item.reason}
-            for item in state.anomalies
-        ],
-    }
 
