@@ -268,6 +268,14 @@ class Shim(Protocol):
         """
         ...
 
+    def locate(self, container_id: str, process_id: str, state_dir: Path) -> ProcessRef | None:
+        """Rebuild the ref of a process started in ``state_dir`` from the shim's own files.
+
+        Recovery uses it when the daemon crashed after starting a process but before
+        journaling its ref. Returns None when no such process was started.
+        """
+        ...
+
     def watch(self, ref: ProcessRef, on_exit: Callable[[ProcessRef, ExitInfo], None]) -> None:
         """Call ``on_exit`` once, from a watcher thread, when the shim of ``ref`` exits."""
         ...

@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import psutil
+
 from adapters.base import (
     AdapterError,
     ContainerNotFound,
@@ -428,6 +430,66 @@ class ConmonShim:
     def process_alive(self, ref: ProcessRef) -> bool:
         """Tell whether ``ref``'s monitored process is the same live process."""
         return is_same_process(ref.pid, ref.pid_start_time)
+
+    def pid_reused(self, ref: ProcessRef) -> bool:
+        """Tell whether ``ref``'s pid now names another live process (its start time differs)."""
+        start_time = process_start_time(ref.pid)
+        return start_time is not None and not is_same_process(ref.pid, ref.pid_start_time)
+
+    def signal_process(self, ref: ProcessRef, signal_number: int) -> bool:
+        """Send a signal to ``ref``'s process itself if it is still the same process.
+
+        The pidfd is opened before the identity check, so the pid cannot be recycled between
+        the check and the signal.
+        """
+        try:
+            pidfd = os.pidfd_open(ref.pid)
+        except ProcessLookupError:
+            return False
+        try:
+            if not is_same_process(ref.pid, ref.pid_start_time):
+                return False
+            signal.pidfd_send_signal(pidfd, signal_number)
+            return True
+        except ProcessLookupError:
+            return False
+        finally:
+            os.close(pidfd)
+
+    def locate(self, container_id: str, process_id: str, state_dir: Path) -> ProcessRef | None:
+        """Rebuild the ``ProcessRef`` of a process started in ``state_dir`` from conmon's files.
+
+        Used after a crash between starting a process and journaling its ref. Returns None
+        unless conmon wrote both pid files and its pid still names a conmon of this container
+        (or it already wrote the exit file).
+        """
+        state_dir = Path(state_dir)
+        shim_pid = _read_pid(state_dir / "conmon.pid")
+        pid = _read_pid(state_dir / "pid")
+        if shim_pid is None or pid is None:
+            return None
+        exit_file = state_dir / "exit" / container_id
+        shim_start_time = process_start_time(shim_pid)
+        if shim_start_time is not None:
+            try:
+                shim = psutil.Process(shim_pid)
+                if shim.name() != "conmon" or container_id not in shim.cmdline():
+                    shim_start_time = None
+            except psutil.Error:
+                shim_start_time = None
+        if shim_start_time is None and not exit_file.exists():
+            return None
+        return ProcessRef(
+            container_id=container_id,
+            process_id=process_id,
+            pid=pid,
+            pid_start_time=process_start_time(pid) or 0.0,
+            shim_pid=shim_pid,
+            shim_start_time=shim_start_time or 0.0,
+            exit_file=str(exit_file),
+            oom_file=str(state_dir / "persist" / "oom"),
+            log_path=str(state_dir / "output.log"),
+        )
 
     # -- watching --------------------------------------------------------------------------------
 

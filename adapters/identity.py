@@ -65,3 +65,30 @@ def process_usage(pid: int) -> dict[str, Any]:
             "cpu_system": float(cpu.system),
             "num_fds": int(process.num_fds()),
         }
+
+
+def describe_process(pid: int) -> dict[str, Any]:
+    """Return what ``top`` shows of ``pid``: parent, user, command line, CPU and memory.
+
+    A process that exits while being read is returned with ``cmdline`` None rather than raising,
+    because a container's process list changes between listing and reading.
+    """
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            return {
+                "pid": pid,
+                "ppid": process.ppid(),
+                "user": process.username(),
+                "cmdline": process.cmdline(),
+                "cpu_percent": process.cpu_percent(interval=None),
+                "rss": int(process.memory_info().rss),
+                "status": process.status(),
+            }
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return {"pid": pid, "ppid": None, "user": None, "cmdline": None, "cpu_percent": None, "rss": None, "status": "exited"}
+    except KeyError:
+        # username() raises KeyError for a uid with no passwd entry, common inside containers.
+        process = psutil.Process(pid)
+        return {"pid": pid, "ppid": process.ppid(), "user": str(process.uids().real), "cmdline": process.cmdline(),
+                "cpu_percent": None, "rss": int(process.memory_info().rss), "status": process.status()}

@@ -88,7 +88,7 @@ RUNTIME_OPERATIONS = frozenset({
 })
 SHIM_OPERATIONS = frozenset({
     "create", "exec", "restore", "read_exit", "shim_alive", "process_alive", "pid_reused",
-    "signal_process", "watch", "unwatch",
+    "signal_process", "locate", "watch", "unwatch",
 })
 OPERATIONS = RUNTIME_OPERATIONS | SHIM_OPERATIONS
 _SHIM_STARTS = frozenset({"create", "exec", "restore"})
@@ -915,6 +915,16 @@ class SimulatedShim:
                 return False
             self.world._deliver(container, [process], signal)
             return True
+
+    def locate(self, container_id: str, process_id: str, state_dir: Path) -> ProcessRef | None:
+        """Return the ref of the newest process ``process_id`` started in ``state_dir``, if any."""
+        with self.world.call("locate", container_id, process_id, lambda message, timed_out: ShimError(container_id, message, process_id=process_id)):
+            with self.world._lock:
+                found = [
+                    process for (cid, pid_name, _), process in self.world.processes.items()
+                    if cid == container_id and pid_name == process_id and process.state_dir == str(state_dir)
+                ]
+                return found[-1].ref() if found else None
 
     def watch(self, ref: ProcessRef, on_exit: ExitCallback) -> None:
         """Call ``on_exit`` once when the shim of ``ref`` exits; at once if it already has."""

@@ -154,7 +154,7 @@ class Daemon:
             findings = [f for f in self.reconciler.inspect(state) if f.kind != "shim_alive"]
             runtime_state = self.reconciler.runtime_state(state.id)
             reality = runtime_state.status if runtime_state is not None else "missing"
-            if _status_disagrees(state.status, reality):
+            if not findings and _status_disagrees(state.status, reality):
                 findings.append(Finding("state_mismatch", f"journal says {state.status.value}, runtime says {reality}"))
             for intent in state.pending.values():
                 open_intents.append({"container": state.id, "command_id": intent.command_id, "type": intent.type, "seq": intent.seq})
@@ -235,8 +235,8 @@ def _key_path(settings: DaemonSettings, store: EventStore) -> Path:
 
 def prepare_root(settings: DaemonSettings) -> None:
     """Create the state root (0700) or check that an existing one is ours and private."""
-    for path in (settings.root, settings.containers_dir, settings.runtime_root):
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # The owner is checked before anything is created inside, so a foreign root is left as found.
     info = settings.root.stat()
     if info.st_uid != os.geteuid():
         raise StartupError(
@@ -245,6 +245,8 @@ def prepare_root(settings: DaemonSettings) -> None:
         )
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(settings.root, 0o700)
+    for path in (settings.containers_dir, settings.runtime_root):
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def lock_root(settings: DaemonSettings) -> int:

@@ -72,7 +72,7 @@ class Reconciler:
 
     # -- inspection -------------------------------------------------------------------------
 
-    def inspect(self, state: ContainerState) -> list[Finding]:
+    def inspect(self, state: ContainerState, *, skip_processes: frozenset[str] = frozenset()) -> list[Finding]:
         """Return every difference between ``state`` and the live system; change nothing."""
         findings: list[Finding] = []
         runtime_state = self.runtime_state(state.id)
@@ -89,7 +89,7 @@ class Reconciler:
             findings.append(self._resolve_intent(state, intent, runtime_state))
 
         for process_id, process in state.processes.items():
-            if process.status == ProcessStatus.EXITED or not process.ref:
+            if process.status == ProcessStatus.EXITED or not process.ref or process_id in skip_processes:
                 continue
             finding = self._inspect_process(state, process_id, ProcessRef.from_data(process.ref), runtime_state)
             if finding is not None:
@@ -113,6 +113,12 @@ class Reconciler:
         interrupted = "interrupted: the daemon stopped before the command finished"
         match intent.type:
             case "CreateRequested":
+                state_dir = self.supervisor.settings.containers_dir / state.id
+                ref = self.shim.locate(state.id, "init", state_dir) if runtime_state is not None else None
+                if ref is not None:
+                    return resolved("open_intent", [ev.Created(init=ref.to_data(), state_dir=str(state_dir))],
+                                    f"the create happened; its shim (pid {ref.shim_pid}) was found from its files",
+                                    action="watch_located")
                 if runtime_state is not None:
                     return resolved("open_intent", [ev.CreateFailed(reason=f"{interrupted}; the half-created runtime container was removed", source="recovery")],
                                     "the create's shim is unknown, so the runtime container is removed", action="delete_runtime_container")
@@ -137,6 +143,13 @@ class Reconciler:
                 return resolved("open_intent", [ev.KillFailed(reason=f"{interrupted}; whether the signal was delivered is unknown", source="recovery")],
                                 "signal delivery cannot be observed afterwards")
             case "ExecRequested":
+                exec_id = str(intent.data.get("process", ""))
+                exec_dir = Path(state.state_dir or "/nonexistent") / "exec" / exec_id
+                ref = self.shim.locate(state.id, exec_id, exec_dir) if exec_id and state.state_dir else None
+                if ref is not None:
+                    return resolved("open_intent", [ev.ExecStarted(process=exec_id, ref=ref.to_data())],
+                                    f"the exec happened; its shim (pid {ref.shim_pid}) was found from its files",
+                                    action="watch_located")
                 return resolved("open_intent", [ev.ExecFailed(reason=f"{interrupted}; the exec's shim is unknown", source="recovery")],
                                 "the exec's process cannot be found without its shim record")
             case "UpdateRequested":
@@ -183,11 +196,6 @@ class Reconciler:
                 "orphan_process",
                 f"shim {ref.shim_pid} of process {process_id} is gone but pid {ref.pid} still runs; policy {self.orphan_policy}",
                 process=process_id,
-                events=[
-                    ev.ShimLost(process=process_id, reason=f"shim {ref.shim_pid} exited without writing a status while the process ran"),
-                    _exit(process_id, ExitInfo(status=128 + signal_module.SIGKILL, signal=int(signal_module.SIGKILL),
-                                               reason="shim lost; process killed by recovery (orphan policy kill)")),
-                ],
                 action="kill_orphan",
             )
         if self.shim.pid_reused(ref):
@@ -218,10 +226,21 @@ class Reconciler:
         """Resolve every finding of one container, journaling each; return what was done."""
         with self.supervisor.locked(container_id):
             state = self.supervisor._states[container_id]
-            findings = self.inspect(state)
-            for finding in findings:
-                self._resolve(state, finding)
-            return findings
+            done: list[Finding] = []
+            handled: set[str] = set()
+            # Resolving an intent can add a process (a create or exec found from the shim's
+            # files), which the next pass then checks; the passes end when no intent was open.
+            for _ in range(3):
+                findings = self.inspect(state, skip_processes=frozenset(handled))
+                for finding in findings:
+                    self._resolve(state, finding)
+                    if finding.process is not None:
+                        handled.add(finding.process)
+                done.extend(findings)
+                handled.update(p for p, process in state.processes.items() if process.status == ProcessStatus.EXITED)
+                if not any(finding.kind == "open_intent" for finding in findings):
+                    break
+            return done
 
     def _resolve(self, state: ContainerState, finding: Finding) -> None:
         command_id = finding.command_id
@@ -233,12 +252,19 @@ class Reconciler:
         if finding.action == "delete_runtime_container":
             self._remove_runtime_container(state.id)
             shutil.rmtree(self.supervisor.settings.containers_dir / state.id, ignore_errors=True)
+        elif finding.action == "watch_located":
+            # Journal first so the process exists in the state, then watch it; the next pass
+            # checks whether it already exited.
+            self.supervisor.append(state, events, command_id)
+            logger.info("container %s: %s", state.id, finding.detail)
+            return
         elif finding.action == "watch":
             ref = ProcessRef.from_data(state.processes[finding.process or "init"].ref or {})
             self.shim.watch(ref, self.supervisor._on_process_exit)
         elif finding.action == "kill_orphan":
             ref = ProcessRef.from_data(state.processes[finding.process or "init"].ref or {})
-            self.shim.signal_process(ref, signal_module.SIGKILL)
+            # The supervisor's orphan path journals ShimLost and, once the process is gone, 137.
+            self.supervisor.handle_orphan(ref, source="recovery")
         elif finding.action == "reapply_update":
             try:
                 self.runtime.update(state.id, events[0].resources)  # type: ignore[attr-defined]

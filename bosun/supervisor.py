@@ -68,6 +68,9 @@ SNAPSHOT_SCHEMA = 1
 # Seconds delete --force waits for the killed processes' shims to report their exits.
 EXIT_WAIT_TIMEOUT = 10.0
 
+# Seconds to wait for an orphaned process to disappear after SIGKILL before giving up.
+ORPHAN_KILL_WAIT = 5.0
+
 LIVE_STATES = frozenset({ContainerStatus.CREATED, ContainerStatus.RUNNING, ContainerStatus.PAUSED})
 
 
@@ -707,10 +710,43 @@ class Supervisor:
     def _on_process_exit(self, ref: ProcessRef, info: ExitInfo) -> None:
         """Journal an exit reported by a shim watcher, once."""
         try:
+            if info.status_lost and self.shim.process_alive(ref):
+                self.handle_orphan(ref)
+                return
             self.record_exit(ref, info, source="shim")
         except Exception:
             # A watcher thread has nobody to raise to; recovery finds the exit file later.
             logger.exception("container %s: recording the exit of process %s failed", ref.container_id, ref.process_id)
+
+    def handle_orphan(self, ref: ProcessRef, *, source: str = "recovery") -> bool:
+        """Apply the orphan policy to a process whose shim died while it still runs.
+
+        Nobody would record its exit, so it is killed (policy ``kill``) and its exit journaled
+        as 137 once it is confirmed gone. Returns whether the exit was journaled; a process
+        that survives SIGKILL (for example in a frozen cgroup) keeps its state, with
+        ``ShimLost`` journaled, until the next check.
+        """
+        with self.locked(ref.container_id):
+            state = self._states.get(ref.container_id)
+            if state is None:
+                return False
+            process = state.processes.get(ref.process_id)
+            if process is None or process.status == ProcessStatus.EXITED or process.pid != ref.pid:
+                return False
+            reason = f"shim pid {ref.shim_pid} exited without writing a status while process {ref.pid} still ran"
+            self.append(state, [ev.ShimLost(process=ref.process_id, reason=reason)], None)
+            logger.warning("container %s process %s: %s; killing it", ref.container_id, ref.process_id, reason)
+
+            self.shim.signal_process(ref, 9)
+            deadline = time.monotonic() + ORPHAN_KILL_WAIT
+            while self.shim.process_alive(ref) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self.shim.process_alive(ref):
+                logger.error("container %s process %s survived SIGKILL; its exit stays unrecorded", ref.container_id, ref.process_id)
+                return False
+            info = ExitInfo(status=137, signal=9, reason="shim lost; process killed by bosun (orphan policy kill)")
+            self.append(state, [_exit_event(ref.process_id, info, source=source)], None)
+            return True
 
     def record_exit(self, ref: ProcessRef, info: ExitInfo, *, source: str) -> bool:
         """Journal ``info`` as the exit of ``ref``'s process unless it is already recorded."""
