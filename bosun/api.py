@@ -277,10 +277,21 @@ class Api:
             raise InvalidArgument(f"request body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are allowed")
         try:
             data = json.loads(raw or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
+            # JSONDecodeError, UnicodeDecodeError, and the int() limit on integers of over
+            # 4300 digits are all ValueErrors.
             raise InvalidArgument(f"malformed JSON body: {exc}") from None
+        except RecursionError:
+            raise InvalidArgument("malformed JSON body: arrays or objects are nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidArgument("request body must be a JSON object")
+        try:
+            # A JSON escape such as \ud800 decodes to a lone surrogate, which the journal
+            # cannot store as UTF-8.
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(f"invalid JSON body: {exc.reason} at {exc.object[exc.start:exc.end]!r}; "
+                                  "strings must be valid Unicode") from None
         try:
             return model.model_validate(data)
         except ValidationError as exc:

@@ -31,6 +31,12 @@ def load_bundle_config(bundle: str) -> tuple[Path, dict[str, Any]]:
     try:
         raw = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if config_path.is_symlink():
+            msg = (
+                f"invalid bundle {bundle}: {config_path} is a symbolic link to "
+                f"{config_path.readlink()}, which does not exist"
+            )
+            raise InvalidRequest(msg) from None
         raise InvalidRequest(f"invalid bundle {bundle}: {config_path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"invalid bundle {bundle}: cannot read {config_path}: {exc}") from None
@@ -66,8 +72,9 @@ def parse_signal(value: str | int) -> int:
     """Turn ``SIGKILL``, ``KILL``, ``kill`` or ``9`` into a signal number."""
     if isinstance(value, bool):
         raise InvalidRequest(f"invalid signal {value!r}: use a name such as SIGTERM or a number 1-64")
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        number = int(value)
+    # isdigit alone also accepts digits such as "²" that int() rejects, so ASCII is required.
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
+        number = int(value) if isinstance(value, int) or len(value) <= 4 else 0
         if 1 <= number <= signal_module.SIGRTMAX:
             return number
         msg = f"invalid signal {value!r}: numbers must be between 1 and {int(signal_module.SIGRTMAX)}"
