@@ -1,0 +1,180 @@
+"""Replay: folding a large journal, with and without snapshots, and restart to first command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+from bench.common import (
+    OUT_DIR,
+    BosunDaemon,
+    Section,
+    Sizes,
+    Table,
+    busybox_bundle,
+    goal_gap,
+    import_time,
+    median,
+    ms,
+    scratch_dir,
+    show_ms,
+    time_to_first_command,
+)
+from bench import synthetic
+from bosun.config import DaemonSettings
+from bosun.supervisor import SNAPSHOT_SCHEMA, Supervisor
+from fsm.fold import fold
+from journal import EventStore
+
+REPLAY_GOAL = 100_000.0  # events folded per second without snapshots
+RESTART_GOAL_LARGE = 0.2  # seconds to first command, 1000 containers and 1,000,000 events
+RESTART_GOAL_SMALL = 1.0  # seconds to first command, 1000 containers and 100,000 events
+
+
+def cached_journals(containers: int, events: int) -> tuple[Path, Path, int, bool]:
+    """Return journals without and with snapshots (built once, kept in bench/out/), the event
+    count, and whether they came from the cache."""
+    builder = hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
+    stem = OUT_DIR / f"journal-{containers}c-{events}e-{builder}"
+    plain, snapshotted, meta = Path(f"{stem}.db"), Path(f"{stem}-snapshots.db"), Path(f"{stem}.json")
+    if meta.exists() and plain.exists() and snapshotted.exists():
+        return plain, snapshotted, json.loads(meta.read_text())["events"], True
+
+    bundle = shared_bundle()
+    count = synthetic.build_journal(plain, containers=containers, events=events, bundle=str(bundle))
+    shutil.copyfile(plain, snapshotted)
+    synthetic.add_snapshots(snapshotted)
+    meta.write_text(json.dumps({"containers": containers, "events": count}) + "\n")
+    return plain, snapshotted, count, False
+
+
+def shared_bundle() -> Path:
+    """Return the bundle the cached journals name; recovery deletes containers whose bundle is gone."""
+    bundle = OUT_DIR / "bundle"
+    if not (bundle / "config.json").exists():
+        busybox_bundle(bundle, ["sleep", "600"])
+    return bundle
+
+
+def run(sizes: Sizes) -> Section:
+    containers, target = sizes.replay_containers, sizes.replay_events
+    section = Section(
+        "replay",
+        "Replay and restart",
+        f"A synthetic journal of {containers} containers and about {target:,} events (streams "
+        "interleaved; each container created, started, then pause/resume and exec cycles, then "
+        "exited, so every container is stopped and listed) is written straight into SQLite with "
+        "the store's hash chain; a copy gets the snapshots the supervisor keeps every 64 "
+        "versions. Read+fold is `Supervisor.load()`, the daemon's own replay. Fold only times "
+        "`fsm.fold.fold` over events already read into memory. Restart is the wall time from "
+        "spawning `bosun daemon` on a copy of the journal to the first `GET /v1/version` reply.",
+    )
+    started = time.perf_counter()
+    plain, snapshotted, count, cached = cached_journals(containers, target)
+    built = time.perf_counter() - started
+    section.notes.append(
+        f"The {count:,}-event journals were {'reused from the cache in' if cached else 'built in'} "
+        f"bench/out/ ({built:.1f} s{' to check' if cached else ' to write and snapshot'}); the cache is "
+        "keyed by the sizes and the builder's source."
+    )
+    shared_bundle()
+
+    rows = []
+    for label, path in (("no snapshots", plain), ("snapshots", snapshotted)):
+        read_fold, fold_only, read_only, folded = _replay_times(path)
+        rows.append([
+            label, f"{count:,}", f"{folded:,}", f"{read_fold:.2f}", f"{count / read_fold:,.0f}",
+            f"{read_only:.2f}", f"{fold_only:.2f}", f"{folded / fold_only:,.0f}" if fold_only else "n/a",
+            goal_gap(count / read_fold, REPLAY_GOAL, lower_is_better=False, show=lambda v: f"{v:,.0f} events/s")
+            if label == "no snapshots" else "",
+        ])
+    section.tables.append(Table(
+        ["journal", "events", "events folded", "read+fold s", "read+fold events/s", "read only s",
+         "fold only s", "fold only events/s", "goal >= 100,000 events/s (read+fold)"],
+        rows,
+        "Replay",
+    ))
+    section.notes.append(
+        "With snapshots, read+fold events/s is the journal's event count over the load time: each "
+        "stream starts from its newest snapshot, so only the events after it are read and folded."
+    )
+
+    restart_rows = []
+    small_target = sizes.restart_events
+    small_plain, small_snap, small_count, _ = cached_journals(containers, small_target)
+    for journal, events, goal in ((small_snap, small_count, RESTART_GOAL_SMALL), (snapshotted, count, RESTART_GOAL_LARGE)):
+        times, recovery = _restart_times(journal, sizes.restart_repeats)
+        restart_rows.append([
+            f"{containers} stopped containers, {events:,} events, snapshots", str(len(times)),
+            ms(median(times)), ms(max(times)), ms(median(recovery)),
+            f"under {goal:g} s", goal_gap(median(times), goal, lower_is_better=True, show=show_ms),
+        ])
+    section.tables.append(Table(
+        ["journal", "restarts", "median ms", "max ms", "recovery (daemon's own count) median ms",
+         "goal", "result"],
+        restart_rows,
+        "Restart to first served command",
+    ))
+    daemon_import = import_time("bosun.daemon")
+    section.notes.append(
+        f"A fresh interpreter needs {ms(daemon_import)} ms to import `bosun.daemon` (aiohttp, "
+        "SQLAlchemy, the fold) before any replay. Recovery, as the daemon journals it in "
+        "`RecoveryFinished`, covers replay and the reconcile pass; the reconcile pass calls "
+        "`runc state` once for every container that is not deleted, stopped ones included "
+        "(`Reconciler.inspect`), so with 1000 stopped containers it runs 1000 runc processes."
+    )
+    return section
+
+
+def _settings(path: Path) -> DaemonSettings:
+    return DaemonSettings(root=Path("/nonexistent-bench-root"), journal_url=f"sqlite:///{path}", socket=Path("/nonexistent.sock"))
+
+
+def _replay_times(path: Path) -> tuple[float, float, float, int]:
+    """Return read+fold seconds, fold-only seconds, read-only seconds and events folded."""
+    store = EventStore.open(f"sqlite:///{path}", migrate_schema=False)
+    try:
+        supervisor = Supervisor(store, runtime=None, shim=None, settings=_settings(path))  # type: ignore[arg-type]
+        began = time.perf_counter()
+        supervisor.load()
+        read_fold = time.perf_counter() - began
+
+        began = time.perf_counter()
+        snapshots = store.load_snapshots(schema=SNAPSHOT_SCHEMA)
+        streams = {}
+        for stream in store.stream_versions("container/"):
+            snapshot = snapshots.get(stream)
+            after = snapshot.version if snapshot is not None else 0
+            streams[stream] = (snapshot, store.read_stream(stream, after_version=after))
+        read_only = time.perf_counter() - began
+
+        folded = 0
+        began = time.perf_counter()
+        for stream, (snapshot, records) in streams.items():
+            fold(stream.partition("/")[2], records, snapshot=snapshot.state if snapshot else None)
+            folded += len(records)
+        fold_only = time.perf_counter() - began
+    finally:
+        store.close()
+    return read_fold, fold_only, read_only, folded
+
+
+def _restart_times(journal: Path, repeats: int) -> tuple[list[float], list[float]]:
+    times: list[float] = []
+    recovery: list[float] = []
+    with scratch_dir("br") as base:
+        shutil.copyfile(journal, base / "journal.db")
+        daemon = BosunDaemon(base)
+        try:
+            for _ in range(repeats):
+                seconds, reply = time_to_first_command(daemon)
+                times.append(seconds)
+                recovery.append(float(reply.get("recovery", {}).get("duration_seconds", float("nan"))))
+                daemon.stop()
+        finally:
+            daemon.stop()
+            daemon.cleanup()
+    return times, recovery
