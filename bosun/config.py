@@ -1,7 +1,7 @@
 """Settings of the daemon and the client: flags first, then environment variables, then defaults.
 
 This module is imported by the client, so it must stay free of SQLAlchemy and other heavy
-imports: ``bosun ps`` has to answer in well under 100 ms.
+imports: ``bosun ps`` has to return in well under 100 ms.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SOCKET_NAME = "bosun.sock"
 
 @dataclasses.dataclass(frozen=True)
 class ClientSettings:
-    """Where the client finds the daemon."""
+    """The client's view of the daemon: its state root and API socket."""
 
     root: Path
     socket: Path

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
-    """Raised when the daemon cannot start; the message says what to fix."""
+    """Raised when the daemon cannot start; the message names what to fix."""
 
 
 class Daemon:
@@ -61,8 +61,8 @@ class Daemon:
         self.last_recovery: dict[str, Any] = {}
 
     def _exit_command(self, container_id: str, process_id: str) -> list[str]:
-        # conmon runs this after the process exits: a second path, besides the pidfd watch,
-        # that tells a listening daemon to read the exit file now.
+        # conmon runs this after the process exits. It is a second path, besides the pidfd
+        # watch, that asks a listening daemon to read the exit file now.
         return [sys.executable, "-m", "bosun.notify", str(self.settings.socket), container_id, process_id]
 
     def describe(self) -> dict[str, Any]:
@@ -264,7 +264,7 @@ def lock_root(settings: DaemonSettings) -> int:
 
 
 def check_socket_free(path: Path) -> None:
-    """Refuse a socket path a live daemon answers on; remove a stale one."""
+    """Reject a socket path on which a live daemon accepts connections; remove a stale one."""
     if not path.exists() and not path.is_symlink():
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

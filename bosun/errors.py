@@ -73,7 +73,7 @@ class CommandFailed(BosunError):
 
 
 class JournalFailed(BosunError):
-    """Raised when the journal cannot be written; the message says what state things are in."""
+    """Raised when the journal cannot be written; the message states what the runtime and the journal hold now."""
 
     code = "journal_unavailable"
     status = 503

@@ -1,6 +1,6 @@
 """Errors raised by the journal.
 
-Only ``journal/`` catches SQLAlchemy and driver exceptions; everything above sees these.
+Only ``journal/`` catches SQLAlchemy and driver exceptions; everything above receives these.
 """
 
 from __future__ import annotations

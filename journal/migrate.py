@@ -32,7 +32,7 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    """Return the newest schema revision this code knows."""
+    """Return the newest schema revision among this code's migrations."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, f"no revisions found in {MIGRATIONS_DIR}"
     return head

@@ -67,7 +67,7 @@ class BosunDaemon:
         return env
 
     def start(self, *extra: str, crash_at: str | None = None, wait: bool = True) -> None:
-        """Start the daemon and wait until its socket answers (or it exits)."""
+        """Start the daemon and wait until its socket accepts commands (or it exits)."""
         argv = [sys.executable, "-m", "bosun", "daemon", *extra]
         if crash_at:
             argv += ["--crash-at", crash_at]
