@@ -473,6 +473,9 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # transitions logs every state callback at Info; the journal already records each transition.
+    logging.getLogger("transitions").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 # -- commands: lifecycle --------------------------------------------------------------------
