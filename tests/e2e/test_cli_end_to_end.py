@@ -212,3 +212,28 @@ def test_run_without_detach_streams_output_and_exits_with_status(daemon: BosunDa
 
     assert result.returncode == 5
     assert result.stdout == "one\ntwo\n"
+
+
+def test_update_memory_limit_shows_in_stats(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.cli("run", "--detach", "limited", str(bundle))
+
+    daemon.cli("update", "limited", "--memory", "64m")
+
+    stats = daemon.json("stats", "limited")["stats"]
+    assert stats["memory"]["usage"]["limit"] == 64 * 1024 * 1024
+    assert stats["pids"]["current"] >= 1
+    info = daemon.json("info", "limited")
+    assert info["resources"] == {"memory": {"limit": 64 * 1024 * 1024}}
+
+
+def test_update_with_absurd_value_changes_nothing(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.cli("run", "--detach", "sane", str(bundle))
+    version = daemon.json("info", "sane")["version"]
+
+    result = daemon.cli("update", "sane", "--memory", "1", check=False)
+
+    assert result.returncode == 1
+    assert "memory.limit" in result.stderr
+    assert daemon.json("info", "sane")["version"] == version
