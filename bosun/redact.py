@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,3 +53,28 @@ def redact_env(env: Sequence[str], key: bytes | None) -> list[str]:
         name, separator, value = str(item).partition("=")
         redacted.append(f"{name}={redact_value(value, key)}" if separator else name)
     return redacted
+
+
+def redact_command_line(command_line: str, env: Sequence[str], key: bytes | None) -> str:
+    """Return ``command_line`` with each ``KEY=VALUE`` of ``env`` in it redacted as in ``redact_env``.
+
+    The client's command line is journaled with the request, and ``exec --env KEY=VALUE`` or
+    ``--env=KEY=VALUE`` carries the value there too.
+    """
+    if key is None or not env:
+        return command_line
+    replacements = {str(item): redacted for item, redacted in zip(env, redact_env(env, key)) if "=" in str(item)}
+    try:
+        tokens = shlex.split(command_line)
+    except ValueError:
+        # Unbalanced quotes (a command line cut at the header limit): replace the text as it is.
+        for item, redacted in replacements.items():
+            command_line = command_line.replace(item, redacted)
+        return command_line
+    for index, token in enumerate(tokens):
+        for item, redacted in replacements.items():
+            if token == item:
+                tokens[index] = redacted
+            elif token.endswith("=" + item):
+                tokens[index] = token[: -len(item)] + redacted
+    return shlex.join(tokens)

@@ -525,6 +525,9 @@ class Supervisor:
             exec_dir = Path(state.state_dir) / "exec" / exec_id
             if exec_dir.exists():
                 shutil.rmtree(exec_dir)
+            # Created here with mode 0700, because the shim would create them with the umask's mode.
+            exec_dir.parent.mkdir(mode=0o700, exist_ok=True)
+            exec_dir.mkdir(mode=0o700)
             ref = self.shim.exec(
                 container_id,
                 exec_id,
@@ -544,7 +547,7 @@ class Supervisor:
                 args=arguments,
                 env=redact.redact_env(environment, self._env_key),
                 cwd=cwd,
-                requested_by=_who(requested_by),
+                requested_by=_redacted_who(requested_by, environment, self._env_key),
             ),
             action,
             lambda reason: ev.ExecFailed(reason=reason),
@@ -839,6 +842,16 @@ class Supervisor:
 
 def _who(requested_by: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(requested_by) if requested_by else None
+
+
+def _redacted_who(
+    requested_by: Mapping[str, Any] | None, env: Sequence[str], key: bytes | None
+) -> dict[str, Any] | None:
+    """Return ``_who(requested_by)`` with ``env``'s values redacted from the client's command line."""
+    who = _who(requested_by)
+    if who and isinstance(who.get("cmdline"), str):
+        who["cmdline"] = redact.redact_command_line(who["cmdline"], env, key)
+    return who
 
 
 def _exit_event(process_id: str, info: ExitInfo, *, source: str) -> ev.ProcessExited:

@@ -26,8 +26,8 @@ from tests.api.support import SimulatedServer
 # Kept small so that the whole module finishes in about two minutes.
 MAX_EXAMPLES = 30
 
-# A wait without a timeout blocks until the container's init exits, which a fuzzed
-# container never does; a timeout of this many seconds bounds each generated wait.
+# A wait without a timeout blocks until the container's init exits, and a fuzzed container
+# never exits. So each generated wait gets a timeout of this many seconds.
 WAIT_LIMIT = 0.2
 
 
