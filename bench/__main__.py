@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 import time
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = Sizes.smoke() if args.smoke else Sizes()
     names = args.only or list(GROUPS)
 
+    load_before = os.getloadavg()
     began = time.perf_counter()
     sections: list[Section] = []
     failed = []
@@ -71,14 +73,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_path = args.out.with_name(PLOT_NAME)
     lifecycle_samples = next((s.samples for s in sections if s.name == "lifecycle"), {})
     plotted = write_plot(plot_path, {key: lifecycle_samples.get(key, []) for key in ("bosun run --rm", "runc run")})
-    command = "python -m bench" + (" " + shlex.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else "")
+    bench_args = list(argv) if argv is not None else sys.argv[1:]
+    command = shlex.join(["python", "-m", "bench", *bench_args])
+    load_after = os.getloadavg()
+    load = (
+        f"Load average (1, 5, 15 min) was {_loads(load_before)} at the start and {_loads(load_after)} "
+        f"at the end, on {os.cpu_count()} cores; other work on the machine counts in it."
+    )
     write_report(args.out, sections, command=command, smoke=args.smoke, duration=time.perf_counter() - began,
-                 plot=plot_path if plotted else None)
+                 plot=plot_path if plotted else None, preamble=[load])
     print(f"bench: wrote {args.out}" + (f" and {plot_path}" if plotted else ""), file=sys.stderr)
     if failed:
         print(f"bench: failed groups: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _loads(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 if __name__ == "__main__":

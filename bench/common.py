@@ -244,7 +244,7 @@ __all__ = [
 
 
 def time_to_first_command(daemon: BosunDaemon, timeout: float = 300.0) -> tuple[float, dict[str, Any]]:
-    """Start ``daemon`` and return the seconds until it first answers, and its version reply.
+    """Start ``daemon`` and return the seconds until its first reply, and that version reply.
 
     The clock starts just before the daemon process is spawned and stops when an in-process
     client's ``GET /v1/version`` returns; the socket is polled every 2 ms.

@@ -1,9 +1,9 @@
 """Lifecycle: ``bosun run --rm`` against ``runc run``, and each transition against its runc call.
 
 Three ways of doing the same transition are timed in turn, round after round, so drift on the
-machine hits all three alike: the ``bosun`` CLI (a fresh Python process plus one API request),
-the in-process client (the API request alone) and the bare ``runc`` command on an equivalent
-container under a runc root of its own.
+machine hits all three alike. The ``bosun`` CLI costs a fresh Python process plus one API
+request, the in-process client costs the API request alone, and the bare ``runc`` command acts
+on an equivalent container under a runc root of its own.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _transitions(sizes: Sizes, section: Section, daemon: BosunDaemon, runc: Bare
         "Per transition",
     ))
     section.notes.append(
-        "CLI - API is the client's Python start-up and argument parsing; API - runc is what the daemon "
+        "CLI - API is the client's Python start-up and argument parsing. API - runc is what the daemon "
         "adds: HTTP handling, two durable journal appends (intent and outcome, each an fsync with "
         "`synchronous=FULL`), the fold and, for create and exec, conmon in front of runc."
     )

@@ -64,10 +64,10 @@ def run(sizes: Sizes) -> Section:
     section = Section(
         "replay",
         "Replay and restart",
-        f"A synthetic journal of {containers} containers and about {target:,} events (streams "
-        "interleaved; each container created, started, then pause/resume and exec cycles, then "
-        "exited, so every container is stopped and listed) is written straight into SQLite with "
-        "the store's hash chain; a copy gets the snapshots the supervisor keeps every 64 "
+        f"A synthetic journal of {containers} containers and about {target:,} events is written "
+        "straight into SQLite with the store's hash chain. Streams are interleaved, and each "
+        "container is created, started, put through pause/resume and exec cycles and exited, so "
+        "every container ends stopped and listed. A copy gets the snapshots the supervisor keeps every 64 "
         "versions. Read+fold is `Supervisor.load()`, the daemon's own replay. Fold only times "
         "`fsm.fold.fold` over events already read into memory. Restart is the wall time from "
         "spawning `bosun daemon` on a copy of the journal to the first `GET /v1/version` reply.",
@@ -122,7 +122,7 @@ def run(sizes: Sizes) -> Section:
     section.notes.append(
         f"A fresh interpreter needs {ms(daemon_import)} ms to import `bosun.daemon` (aiohttp, "
         "SQLAlchemy, the fold) before any replay. Recovery, as the daemon journals it in "
-        "`RecoveryFinished`, covers replay and the reconcile pass; the reconcile pass calls "
+        "`RecoveryFinished`, covers replay and the reconcile pass. The reconcile pass calls "
         "`runc state` once for every container that is not deleted, stopped ones included "
         "(`Reconciler.inspect`), so with 1000 stopped containers it runs 1000 runc processes."
     )
