@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal as signal_module
+import select
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -391,7 +392,7 @@ class OciRuntime:
             except FileNotFoundError as exc:
                 raise ExecutableNotFound(self.binary, package_for(self.binary)) from exc
             try:
-                exit_status = process.wait(timeout=timeout)
+                exit_status = _wait(process, timeout)
             except subprocess.TimeoutExpired:
                 # The runtime leads its own session, so its children go with it.
                 _kill_group(process)
@@ -492,3 +493,22 @@ def process_spec_data(process: ProcessSpec) -> dict[str, Any]:
         "cwd": process.cwd,
         # No "capabilities" key: runc then gives the process the container's own capability set.
     }
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for ``process`` to exit, blocking on a pidfd.
+
+    ``Popen.wait(timeout=...)`` polls with sleeps that grow to 50 ms, which added several
+    milliseconds to every runtime call; a pidfd becomes readable the moment the process exits.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return process.wait()
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    if not ready:
+        raise subprocess.TimeoutExpired(process.args, timeout)
+    return process.wait()

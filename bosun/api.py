@@ -335,8 +335,7 @@ class Api:
         return web.json_response(openapi_document())
 
     async def list_containers(self, request: web.Request) -> web.Response:
-        states = self.supervisor.states()
-        return web.json_response({"containers": [container_json(state) for state in states]})
+        return web.json_response({"containers": self.supervisor.views()})
 
     async def create(self, request: web.Request) -> web.Response:
         body = await self.body(request, CreateBody)

@@ -3,7 +3,7 @@
 Each command follows one path: take the container's lock, check the rules against the state
 folded from the journal, append the intent, call the runtime or shim, append the outcome, and
 only then return. The in-memory state is updated by folding the appended events with the same
-code that replays the journal, so the cache can never say what the journal does not.
+code that replays the journal, so the cache never holds a state the journal does not.
 
 Exits reported by shims arrive on the shim's watcher thread and are journaled under the same
 per-container lock, so a command and an exit of one container never interleave.
@@ -46,6 +46,7 @@ from bosun.errors import (
     VersionMismatch,
 )
 from bosun.ids import InvalidIdentifier, validate_id
+from bosun.views import container_json
 from bosun.validation import (
     InvalidRequest,
     load_bundle_config,
@@ -104,6 +105,9 @@ class Supervisor:
         # Notified after every append, so ``wait`` and followers wake without polling.
         self.changed = threading.Condition()
         self._snapshot_versions: dict[str, int] = {}
+        # The API view of each container, rebuilt after every append under the container's
+        # lock, so listing 1000 containers copies nothing and waits for no running command.
+        self._views: dict[str, dict[str, Any]] = {}
 
     # -- state ------------------------------------------------------------------------------
 
@@ -123,6 +127,7 @@ class Supervisor:
             _, container_id = parse_stream(stream)
             snapshot = snapshots.get(stream)
             self._states[container_id] = self._replay(container_id, stream, version, snapshot)
+            self._views[container_id] = container_json(self._states[container_id])
         return len(self._states)
 
     def _replay(self, container_id: str, stream: str, version: int, snapshot: Any) -> ContainerState:
@@ -145,6 +150,11 @@ class Supervisor:
             for state in self._states.values()
             if state.status not in (ContainerStatus.DELETED, ContainerStatus.NEW)
         ]
+
+    def views(self) -> list[dict[str, Any]]:
+        """Return the API view of every container that is not deleted, without replaying."""
+        hidden = (ContainerStatus.DELETED.value, ContainerStatus.NEW.value)
+        return [view for view in list(self._views.values()) if view["state"] not in hidden]
 
     def all_states(self) -> list[ContainerState]:
         """Return copies of every container's state, deleted ones included."""
@@ -193,6 +203,7 @@ class Supervisor:
                 state.anomalies[-1].reason,
             )
         self._states[state.id] = state
+        self._views[state.id] = container_json(state)
         self._maybe_snapshot(state)
         with self.changed:
             self.changed.notify_all()
@@ -718,13 +729,13 @@ class Supervisor:
                 return
             self.record_exit(ref, info, source="shim")
         except Exception:
-            # A watcher thread has nobody to raise to; recovery finds the exit file later.
+            # A watcher thread has no caller to raise to. Recovery reads the exit file later.
             logger.exception("container %s: recording the exit of process %s failed", ref.container_id, ref.process_id)
 
     def handle_orphan(self, ref: ProcessRef, *, source: str = "recovery") -> bool:
         """Apply the orphan policy to a process whose shim died while it still runs.
 
-        Nobody would record its exit, so it is killed (policy ``kill``) and its exit journaled
+        No shim would record its exit, so it is killed (policy ``kill``) and its exit journaled
         as 137 once it is confirmed gone. Returns whether the exit was journaled; a process
         that survives SIGKILL (for example in a frozen cgroup) keeps its state, with
         ``ShimLost`` journaled, until the next check.

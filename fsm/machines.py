@@ -162,9 +162,44 @@ _CONDITION_REASONS: Mapping[tuple[str, str], str] = {
 }
 
 
+# Answers of the machines, keyed by everything a transition or condition reads: the machine,
+# the source state, the trigger and the event fields the conditions look at. Replay folds the
+# same few combinations millions of times, and running them through transitions each time
+# dominated its cost; the first occurrence of each combination still runs the machine.
+_ANSWERS: dict[tuple[Any, ...], tuple[bool, Any]] = {}
+
+
+def _answer_key(machine: Machine, status: Any, event: Event) -> tuple[Any, ...]:
+    return (
+        machine.name,
+        status,
+        event.type,
+        getattr(event, "restored_from", None) is not None,
+        getattr(event, "process", None) == INIT_PROCESS,
+        getattr(event, "from_state", None),
+        getattr(event, "to_state", None),
+    )
+
+
 def _fire(machine: Machine, container_id: str, process_id: str | None, status: Any,
           event: Event) -> Any:
     """Run ``event`` through ``machine`` from ``status`` and return the resulting status."""
+    key = _answer_key(machine, status, event)
+    answer = _ANSWERS.get(key)
+    if answer is None:
+        try:
+            answer = (True, _run_machine(machine, container_id, process_id, status, event))
+        except EventRejected as exc:
+            answer = (False, exc.reason)
+        _ANSWERS[key] = answer
+    accepted, value = answer
+    if accepted:
+        return value
+    raise EventRejected(container_id, str(status), event.type, value, process_id=process_id)
+
+
+def _run_machine(machine: Machine, container_id: str, process_id: str | None, status: Any,
+                 event: Event) -> Any:
     def rejected(reason: str) -> EventRejected:
         return EventRejected(container_id, str(status), event.type, reason, process_id=process_id)
 
