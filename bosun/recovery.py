@@ -246,6 +246,18 @@ class Reconciler:
         command_id = finding.command_id
         events = list(finding.events)
 
+        if finding.process is not None:
+            process = state.processes.get(finding.process)
+            if process is None or process.status == ProcessStatus.EXITED:
+                # An intent resolved just before (an interrupted delete completed) already
+                # journaled this process's exit; the finding predates that.
+                return
+        reconciled = events[0] if events and isinstance(events[0], ev.StateReconciled) else None
+        if reconciled is not None and state.status.value != reconciled.from_state:
+            # The interrupted pause or resume was just journaled as done, which is the change
+            # this finding saw; nothing happened behind bosun's back.
+            return
+
         if finding.action == "delete_runtime_container" and finding.kind == "bundle_missing":
             self._delete_for_missing_bundle(state, finding)
             return
