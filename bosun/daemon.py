@@ -112,6 +112,10 @@ class Daemon:
 
         findings: list[Finding] = []
         failed = 0
+        try:
+            self.reconciler.listing = {item.id: item for item in self.runtime.list()}
+        except AdapterError as exc:
+            logger.warning("listing runtime containers failed, checking each container instead: %s", exc)
         for index, container_id in enumerate(candidates):
             try:
                 findings.extend(self.reconciler.reconcile(container_id))
@@ -122,6 +126,7 @@ class Daemon:
             if index == 0:
                 self.supervisor.crash.reach("recovery:mid-reconcile")
 
+        self.reconciler.listing = None
         watched = self.supervisor.watch_all()
         unknown = unknown_runtime_containers(self.supervisor)
         for item in unknown:

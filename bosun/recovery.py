@@ -63,6 +63,8 @@ class Reconciler:
         self.runtime = supervisor.runtime
         self.shim = supervisor.shim
         self.orphan_policy = orphan_policy
+        # Runtime containers by id, listed once by recovery; None makes every check live.
+        self.listing: dict[str, RuntimeState] | None = None
 
     def runtime_state(self, container_id: str) -> RuntimeState | None:
         try:
@@ -75,7 +77,20 @@ class Reconciler:
     def inspect(self, state: ContainerState, *, skip_processes: frozenset[str] = frozenset()) -> list[Finding]:
         """Return every difference between ``state`` and the live system; change nothing."""
         findings: list[Finding] = []
-        runtime_state = self.runtime_state(state.id)
+        live_processes = [
+            process_id for process_id, process in state.processes.items()
+            if process.status != ProcessStatus.EXITED and process.ref and process_id not in skip_processes
+        ]
+        # A stopped container with nothing pending and no live process only needs to exist in
+        # the runtime, which one ``runtime list`` at recovery start answers for all of them, so
+        # a restart with many stopped containers does not run runc once per container.
+        needs_runtime = bool(state.pending or live_processes) or state.status in (
+            ContainerStatus.RUNNING, ContainerStatus.PAUSED
+        )
+        if needs_runtime or self.listing is None:
+            runtime_state = self.runtime_state(state.id)
+        else:
+            runtime_state = self.listing.get(state.id)
 
         if state.bundle and not Path(state.bundle).is_dir():
             findings.append(Finding(
@@ -88,10 +103,9 @@ class Reconciler:
         for intent in sorted(state.pending.values(), key=lambda pending: pending.seq):
             findings.append(self._resolve_intent(state, intent, runtime_state))
 
-        for process_id, process in state.processes.items():
-            if process.status == ProcessStatus.EXITED or not process.ref or process_id in skip_processes:
-                continue
-            finding = self._inspect_process(state, process_id, ProcessRef.from_data(process.ref), runtime_state)
+        for process_id in live_processes:
+            process = state.processes[process_id]
+            finding = self._inspect_process(state, process_id, ProcessRef.from_data(process.ref or {}), runtime_state)
             if finding is not None:
                 findings.append(finding)
 
@@ -206,10 +220,15 @@ class Reconciler:
                        events=[_exit(process_id, ExitInfo(status=255, status_lost=True, reason=reason))])
 
     def _inspect_status(self, state: ContainerState, runtime_state: RuntimeState | None) -> Finding | None:
+        if runtime_state is None and state.status not in (ContainerStatus.NEW, ContainerStatus.DELETED):
+            # Resolved after the process findings journal the exits, so the container has
+            # stopped by then and its deletion can be journaled.
+            return Finding("runtime_container_missing",
+                           f"the runtime has no container {state.id} while the journal says {state.status.value}")
         if state.status not in (ContainerStatus.RUNNING, ContainerStatus.PAUSED):
             return None
         if runtime_state is None:
-            return None  # the process findings journal the exits; the container then stops
+            return None
         if state.status == ContainerStatus.RUNNING and runtime_state.status == "paused":
             return Finding("paused_behind_back", "runtime reports paused while the journal says running",
                            events=[ev.StateReconciled(from_state="running", to_state="paused",
@@ -258,6 +277,11 @@ class Reconciler:
             # this finding saw; nothing happened behind bosun's back.
             return
 
+        if finding.kind == "runtime_container_missing":
+            # An open delete resolved just before may already have journaled the deletion.
+            if state.status not in (ContainerStatus.NEW, ContainerStatus.DELETED):
+                self._delete_for_missing_bundle(state, finding)
+            return
         if finding.action == "delete_runtime_container" and finding.kind == "bundle_missing":
             self._delete_for_missing_bundle(state, finding)
             return
