@@ -239,6 +239,14 @@ class Backend(Protocol):
         """Wait until every exit reality produced has reached the supervisor's exit callbacks."""
         ...
 
+    def daemon_call(self) -> contextlib.AbstractContextManager[None]:
+        """Bracket one command or recovery; exit callbacks wait for it as for the container lock.
+
+        A crash (``CRASHES``) out of the bracket drops the callbacks that waited, because the
+        watcher thread dies with the daemon.
+        """
+        ...
+
     def close(self) -> None:
         """End every container, process and shim this backend started, and remove its files."""
         ...
@@ -247,14 +255,15 @@ class Backend(Protocol):
 # -- strategies ---------------------------------------------------------------------------------
 
 
-def _faults_for(calls: Sequence[str], points: Sequence[str], features: frozenset[str]) -> Any:
+def _faults_for(calls: Sequence[str], points: Sequence[str], features: frozenset[str], *,
+                failures: bool = True) -> Any:
     options: list[Any] = [st.sampled_from([Fault("crash-point", point) for point in points])]
     if FEATURE_CALL_FAULTS in features and calls:
         options.append(st.builds(Fault, st.just("crash-in-call"), st.sampled_from(calls),
                                  st.sampled_from(["before", "after"])))
         # watch and unwatch declare no failure in the Shim port, so only crashes hit them.
         failing = [call for call in calls if call not in _UNFAILING_CALLS]
-        if failing:
+        if failing and failures:
             options.append(st.builds(Fault, st.just("fail-call"), st.sampled_from(failing)))
     return st.one_of(options)
 
@@ -272,8 +281,12 @@ def command_faults(command: Command, features: frozenset[str]) -> Any:
 
 
 def recovery_faults(features: frozenset[str]) -> Any:
-    """Return a strategy of an optional fault for one recovery."""
-    return _maybe(_faults_for(_RECOVERY_CALLS, _RECOVERY_POINTS, features))
+    """Return a strategy of an optional fault for one recovery.
+
+    Only crashes: a call that fails during recovery leaves that container unreconciled until
+    the next start, by design, so belief need not equal reality after such a recovery.
+    """
+    return _maybe(_faults_for(_RECOVERY_CALLS, _RECOVERY_POINTS, features, failures=False))
 
 
 # -- the machine --------------------------------------------------------------------------------
@@ -355,7 +368,8 @@ def lifecycle_machine(backend: Callable[[], Backend], *, features: frozenset[str
             )
             disarm = self._arm(fault, None)
             try:
-                daemon.recover()
+                with self.backend.daemon_call():
+                    daemon.recover()
             except CRASHES:
                 tally.crashes += 1
                 self._abandon(daemon)
@@ -434,8 +448,9 @@ def lifecycle_machine(backend: Callable[[], Backend], *, features: frozenset[str
             for container_id, status in zip(CONTAINER_IDS, initial):
                 if status == "absent":
                     continue
-                self.daemon.supervisor.create(container_id, self.backend.bundle(container_id),
-                                              start=status == "running")
+                with self.backend.daemon_call():
+                    self.daemon.supervisor.create(container_id, self.backend.bundle(container_id),
+                                                  start=status == "running")
 
         # -- commands --------------------------------------------------------------------
 
@@ -462,7 +477,8 @@ def lifecycle_machine(backend: Callable[[], Backend], *, features: frozenset[str
                 supervisor.crash = CrashPoints(fault.target, on_crash=_raise_crash)
             disarm = self._arm(fault, container_id)
             try:
-                call()
+                with self.backend.daemon_call():
+                    call()
             except CRASHES:
                 tally.crashes += 1
                 disarm()
@@ -839,8 +855,9 @@ def _check_status(container_id: str, ref: ProcessRef, journaled: dict[str, Any],
 class SimulatedBackend:
     """A ``Backend`` on ``adapters.simulated``: every fault can be injected, nothing is slow.
 
-    Exit callbacks run inline (``sync_callbacks``), so a history is deterministic and an exit
-    is journaled before the call that caused it returns.
+    Exit callbacks run inline (``sync_callbacks``), so a history is deterministic. Inside a
+    command or recovery they are held back until it returns, as the real watcher thread waits
+    for the container lock the command holds, and dropped when the daemon crashed.
     """
 
     features = frozenset({FEATURE_CALL_FAULTS, FEATURE_OOM, FEATURE_CHECKPOINT})
@@ -856,10 +873,35 @@ class SimulatedBackend:
         config = {"ociVersion": "1.0.2", "process": {"args": ["sleep", "inf"], "cwd": "/"},
                   "root": {"path": "rootfs"}}
         (self._bundle / "config.json").write_text(json.dumps(config))
+        self._in_call = False
+        self._held: list[Callable[[], None]] = []
 
     def adapters(self) -> tuple[Runtime, Shim]:
         return (simulated.SimulatedRuntime(self.world, self.root / "runtime"),
-                simulated.SimulatedShim(self.world))
+                _HeldCallbackShim(self.world, self))
+
+    def deliver(self, callback: Callable[[], None]) -> None:
+        """Run an exit callback now, or after the daemon call in progress returns."""
+        if self._in_call:
+            self._held.append(callback)
+        else:
+            callback()
+
+    @contextlib.contextmanager
+    def daemon_call(self) -> Iterator[None]:
+        self._in_call = True
+        crashed = False
+        try:
+            yield
+        except CRASHES:
+            crashed = True
+            raise
+        finally:
+            # A refused or failed command releases the lock too, so its held callbacks run.
+            self._in_call = False
+            held, self._held = self._held, []
+            for callback in held if not crashed else ():
+                callback()
 
     def bundle(self, container_id: str) -> str:
         return str(self._bundle)
@@ -967,6 +1009,26 @@ class SimulatedBackend:
     def close(self) -> None:
         self.world.close()
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+class _HeldCallbackShim(simulated.SimulatedShim):
+    """A simulated shim whose exit callbacks go through ``SimulatedBackend.deliver``."""
+
+    def __init__(self, world: simulated.SimulatedWorld, backend: SimulatedBackend) -> None:
+        super().__init__(world)
+        self._backend = backend
+        self._closed = False
+
+    def watch(self, ref: ProcessRef, on_exit: Callable[[ProcessRef, ExitInfo], None]) -> None:
+        def held(ref: ProcessRef, info: ExitInfo) -> None:
+            # A crashed daemon's watcher is gone, even for a callback held back before the crash.
+            self._backend.deliver(lambda: None if self._closed else on_exit(ref, info))
+
+        super().watch(ref, held)
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
 
 
 def _call_failure(call: simulated.SimulatedCall) -> Exception:
@@ -1119,6 +1181,10 @@ class RealBackend:
         if self._reader is None:
             self._reader = self.adapters()[1]
         return self._reader.read_exit(ref)
+
+    def daemon_call(self) -> contextlib.AbstractContextManager[None]:
+        # conmon's watcher thread already waits for the container lock a command holds.
+        return contextlib.nullcontext()
 
     def arm(self, fault: Fault, container_id: str | None) -> Callable[[], None]:
         msg = f"the real backend cannot inject {fault}"

@@ -49,3 +49,14 @@ def test_crash_after_pause_runtime_call_reconciles_once(state: Any) -> None:
     state.journal_is_the_truth()
     state.pause(choice=0, fault=Fault("crash-point", "pause:after-runtime"))
     state.journal_is_the_truth()
+
+
+# Caught recovery leaving a container stopped in the journal after its runtime container was
+# removed by a delete that then failed.
+def test_runtime_container_gone_after_failed_delete_is_deleted_by_recovery(state: Any) -> None:
+    state.populate(initial=["running", "absent", "absent"])
+    state.journal_is_the_truth()
+    state.delete(choice=0, fault=Fault("fail-call", "read_exit"), force=True)
+    state.journal_is_the_truth()
+    state.daemon_restarts(clean=False, fault=None, while_down=[])
+    state.journal_is_the_truth()
