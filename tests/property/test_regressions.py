@@ -1,8 +1,8 @@
 """Failing histories the lifecycle machine found, kept as plain tests with the steps inlined.
 
 Each test replays the steps hypothesis printed, on the simulated runtime; the machine checks
-its properties after each step as hypothesis did. The comment above each test says what the
-history caught.
+its properties after each step as hypothesis did. The comment above each test names what
+the history caught.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_crash_after_pause_runtime_call_reconciles_once(state: Any) -> None:
 
 # Caught recovery leaving a container stopped in the journal after its runtime container was
 # removed by a delete that then failed.
-def test_runtime_container_gone_after_failed_delete_is_deleted_by_recovery(state: Any) -> None:
+def test_vanished_runtime_container_is_deleted_by_recovery(state: Any) -> None:
     state.populate(initial=["running", "absent", "absent"])
     state.journal_is_the_truth()
     state.delete(choice=0, fault=Fault("fail-call", "read_exit"), force=True)
