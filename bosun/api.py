@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import psutil
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bosun.errors import BosunError, InvalidArgument
@@ -39,6 +39,7 @@ T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_VERSION = "1.0.0"
+API_KEY: web.AppKey[Any] = web.AppKey("api", object)
 MAX_BODY_BYTES = 1 << 20
 
 
@@ -502,8 +503,6 @@ class Api:
         return web.json_response(report)
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
-        from adapters.logs import LogParser, read_log
-
         container_id = self.container_id(request)
         follow = self.query_bool(request, "follow")
         since = None
@@ -522,6 +521,19 @@ class Api:
             await response.write_eof()
             return response
 
+        try:
+            await self._stream_log(response, container_id, log_path, since, follow)
+        except (ConnectionResetError, ClientConnectionResetError):
+            logger.debug("container %s: logs follower disconnected", container_id)
+            return response
+        await response.write_eof()
+        return response
+
+    async def _stream_log(
+        self, response: web.StreamResponse, container_id: str, log_path: str, since: Any, follow: bool
+    ) -> None:
+        from adapters.logs import LogParser
+
         # Read the file incrementally: whole entries only, so a line being written is not cut.
         parser = LogParser()
         position = 0
@@ -536,12 +548,10 @@ class Api:
                     record = {"time": line.time.isoformat(), "stream": line.stream, "text": line.text}
                     await response.write(json.dumps(record).encode() + b"\n")
             if not follow:
-                break
+                return
             exited = await self.call(self.supervisor.wait, container_id, 0.25)
             if exited is not None:
                 follow = False  # one more read picks up what conmon wrote before the exit
-        await response.write_eof()
-        return response
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         since = self.query_int(request, "since") or 0
@@ -552,6 +562,18 @@ class Api:
 
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
+        try:
+            await self._stream_events(response, since, follow, streams)
+        except (ConnectionResetError, ClientConnectionResetError):
+            # The client went away, as a follower stopped with Ctrl-C does; nothing to reply to.
+            logger.debug("events follower disconnected")
+            return response
+        await response.write_eof()
+        return response
+
+    async def _stream_events(
+        self, response: web.StreamResponse, since: int, follow: bool, streams: list[str] | None
+    ) -> None:
         windows = await self.call(self.daemon.recovery_windows)
         after = since
         while True:
@@ -565,8 +587,6 @@ class Api:
                 break
             head = await self.call(self.store.last_seq)
             await self.call(self.store.wait_for_events, max(after, head), 1.0)
-        await response.write_eof()
-        return response
 
 
 class _Unprocessable(BosunError):
@@ -591,7 +611,7 @@ def build_app(daemon: Any) -> web.Application:
     app.router.add_get("/openapi.json", api.openapi)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, getattr(api, route.handler_name))
-    app["api"] = api
+    app[API_KEY] = api
 
     async def shutdown_executor(app: web.Application) -> None:
         api.executor.shutdown(wait=False, cancel_futures=True)

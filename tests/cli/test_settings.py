@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+import bosun
+
 from bosun import cli, config
 
 ENV_NAMES = ("BOSUN_ROOT", "BOSUN_SOCKET", "BOSUN_JOURNAL")
@@ -83,6 +85,9 @@ def daemon_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
     module.run = run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bosun.daemon", module)
+    # ``from bosun import daemon`` takes the package attribute first, which is the real module
+    # once any earlier test imported it.
+    monkeypatch.setattr(bosun, "daemon", module, raising=False)
     monkeypatch.setattr(cli, "_configure_logging", lambda level: None)
     yield received
 
