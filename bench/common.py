@@ -144,15 +144,19 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def run_quiet(argv: Sequence[str], *, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    """Run a command with no stdin, discarding stdout; raise with its stderr if it fails.
+def run_quiet(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, check: bool = True, capture: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a command with no stdin, discarding stdout unless ``capture``; raise with its stderr if it fails.
 
     stderr goes to a temporary file, not a pipe: ``runc create`` hands its stdio to the
-    container process, which would hold a pipe open until it exits.
+    container process, which would hold a pipe open until it exits. Capture stdout only from
+    commands that leave no process behind.
     """
     with tempfile.TemporaryFile() as errors:
         result = subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+            stderr=errors,
             env=env, cwd=REPOSITORY, timeout=CALL_LIMIT, check=False,
         )
         if check and result.returncode != 0:
