@@ -34,14 +34,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _commit() -> str:
+def _commit(outputs: Sequence[Path] = ()) -> str:
+    """Return the short HEAD commit, marked if tracked files other than ``outputs`` have changed.
+
+    The report and plot from an earlier run are tracked, and this run rewrites them before the
+    check, so they would otherwise mark every run as made from a modified tree.
+    """
     commit = _first_line(["git", "-C", str(REPOSITORY), "rev-parse", "--short", "HEAD"])
     status = subprocess.run(["git", "-C", str(REPOSITORY), "status", "--porcelain", "--untracked-files=no"],
                             capture_output=True, text=True, timeout=30, check=False)
-    return f"{commit} (with uncommitted changes in the working tree)" if status.stdout.strip() else commit
+    ignored = {str(path.resolve()) for path in outputs}
+    changed = [line[3:] for line in status.stdout.splitlines() if line.strip()]
+    changed = [name for name in changed if str((REPOSITORY / name).resolve()) not in ignored]
+    return f"{commit} (with uncommitted changes in the working tree)" if changed else commit
 
 
-def environment_table() -> Table:
+def environment_table(outputs: Sequence[Path] = ()) -> Table:
     return Table(
         ["", ""],
         [
@@ -52,7 +60,7 @@ def environment_table() -> Table:
             ["runc", _first_line(["runc", "--version"])],
             ["conmon", _first_line(["conmon", "--version"])],
             ["SQLite", sqlite3.sqlite_version],
-            ["bosun commit", _commit()],
+            ["bosun commit", _commit(outputs)],
             ["date (UTC)", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")],
         ],
     )
@@ -90,7 +98,7 @@ def write_report(
         f"Command: `{command}` ({'smoke sizes, numbers meaningless' if smoke else 'full sizes'}); "
         f"total run time {duration / 60:.1f} min.",
         "",
-        _table_markdown(environment_table()),
+        _table_markdown(environment_table([path, *([plot] if plot is not None else [])])),
         "",
     ]
     for line in preamble:
