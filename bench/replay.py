@@ -71,8 +71,8 @@ def run(sizes: Sizes) -> Section:
         "every container ends stopped and listed. A copy gets the snapshots the supervisor keeps every 64 "
         "versions. Read+fold is `Supervisor.load()`, the daemon's own replay. Fold only times "
         "`fsm.fold.fold` over events already read into memory. Restart is the wall time from "
-        "spawning `bosun daemon` on a copy of the journal to the first `GET /v1/version` reply; "
-        "for it, each container also has a stopped runc container of the same id under the "
+        "spawning `bosun daemon` on a copy of the journal to the first `GET /v1/version` reply. "
+        "For the restarts, each container also has a stopped runc container of the same id under the "
         "daemon's runtime root (bench/stopped.py), since recovery deletes containers the runtime "
         "lacks.",
     )
@@ -170,7 +170,7 @@ def _restart_times(journals: list[Path], containers: int, repeats: int) -> list[
     """Restart a daemon ``repeats`` times on a copy of each journal in turn.
 
     Returns, per journal, the seconds to the first reply and the recovery seconds the daemon
-    reported. Every cached journal holds the same stopped containers (``c00000`` on), so one set
+    reported. Every cached journal contains the same stopped containers (``c00000`` on), so one set
     of stopped runc containers under one runtime root serves them all; runc's state is not in the
     cache, so the set is created on every run.
     """
