@@ -238,6 +238,10 @@ class Backend(Protocol):
         """
         ...
 
+    def remembered_exit(self, ref: ProcessRef) -> ExitInfo | None:
+        """Return the exit of ``ref`` as read before its files could be reused, else None."""
+        ...
+
     def arm(self, fault: Fault, container_id: str | None) -> Callable[[], None]:
         """Arm a call fault for the next matching call; return a function that disarms it."""
         ...
@@ -790,8 +794,13 @@ def lifecycle_machine(backend: Callable[[], Backend], *, features: frozenset[str
             refs: dict[str, ProcessRef] = {}
             journaled: dict[int, list[dict[str, Any]]] = {}
             known: list[ProcessRef] = []
+            # Shim pids of earlier incarnations: a new create reuses their file paths, so only
+            # an exit read before that can still be compared.
+            earlier: set[int] = set()
             for record in records:
                 data = record.data
+                if record.type == "Created":
+                    earlier.update(ref.shim_pid for ref in known)
                 ref_data = (data.get("init") if record.type in ("Created", "Started")
                             else data.get("ref") if record.type == "ExecStarted" else None)
                 if ref_data:
@@ -809,7 +818,10 @@ def lifecycle_machine(backend: Callable[[], Backend], *, features: frozenset[str
                         f"has {len(exits)} exits journaled: {exits}")
                 if self.daemon is None:
                     continue
-                produced = self.backend.produced_exit(ref)
+                if ref.shim_pid in earlier:
+                    produced = self.backend.remembered_exit(ref)
+                else:
+                    produced = self.backend.produced_exit(ref)
                 if produced is None:
                     continue
                 if not exits:
@@ -997,6 +1009,10 @@ class SimulatedBackend:
         if process is None or process.shim_alive:
             return None
         return process.exit or process.lost
+
+    def remembered_exit(self, ref: ProcessRef) -> ExitInfo | None:
+        # The simulated world keeps every process's record, so nothing is ever overwritten.
+        return self.produced_exit(ref)
 
     def arm(self, fault: Fault, container_id: str | None) -> Callable[[], None]:
         fired = False
@@ -1210,6 +1226,9 @@ class RealBackend:
             self._exits[key] = info
         return info
 
+    def remembered_exit(self, ref: ProcessRef) -> ExitInfo | None:
+        return self._exits.get((ref.container_id, ref.process_id, ref.shim_pid))
+
     def daemon_call(self) -> contextlib.AbstractContextManager[None]:
         # conmon's watcher thread already waits for the container lock a command holds.
         return contextlib.nullcontext()
@@ -1290,11 +1309,12 @@ def real_runtime_problem(runtime: str, conmon: str = "conmon") -> str | None:
 
 
 def run_conformance(machine: type[RuleBasedStateMachine], *, examples: int, steps: int,
-                    shrink: bool = True) -> None:
+                    shrink: bool = True, derandomize: bool = False) -> None:
     """Run ``machine`` for ``examples`` histories of up to ``steps`` steps; raise on failure.
 
     Without ``shrink`` the first failing history is reported as found, which on a real
-    runtime saves the minutes hypothesis may spend shortening it.
+    runtime saves the minutes hypothesis may spend shortening it. With ``derandomize`` the
+    histories are the same on every run, for a CI job that must be repeatable.
     """
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
     run_state_machine_as_test(machine, settings=settings(
@@ -1302,6 +1322,7 @@ def run_conformance(machine: type[RuleBasedStateMachine], *, examples: int, step
         stateful_step_count=steps,
         deadline=None,
         database=None,
+        derandomize=derandomize,
         phases=phases,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     ))

@@ -320,6 +320,9 @@ class Reconciler:
 
         if events:
             self.supervisor.append(state, events, command_id)
+        if finding.action == "finish_delete" and state.state_dir:
+            # After the journal has the exits, as in a live delete.
+            shutil.rmtree(state.state_dir, ignore_errors=True)
         logger.info("container %s: %s", state.id, finding.detail)
 
     def _remove_runtime_container(self, container_id: str) -> None:
@@ -348,8 +351,6 @@ class Reconciler:
     def _finish_delete(self, state: ContainerState) -> list[ev.Event]:
         self._remove_runtime_container(state.id)
         facts = self._exits_after_removal(state)
-        if state.state_dir:
-            shutil.rmtree(state.state_dir, ignore_errors=True)
         return [*facts, ev.Deleted(reason="delete completed by recovery after an interruption")]
 
     def _delete_for_missing_bundle(self, state: ContainerState, finding: Finding) -> None:
@@ -361,9 +362,9 @@ class Reconciler:
             self.supervisor.append(state, [failure(reason="interrupted; the bundle is missing", source="recovery")], intent.command_id)
         self.supervisor.append(state, [ev.DeleteRequested(force=True, requested_by=RECOVERY_WHO)], command_id)
         facts = self._exits_after_removal(state)
+        self.supervisor.append(state, [*facts, ev.Deleted(reason=finding.detail)], command_id)
         if state.state_dir:
             shutil.rmtree(state.state_dir, ignore_errors=True)
-        self.supervisor.append(state, [*facts, ev.Deleted(reason=finding.detail)], command_id)
 
 
 def _exit(process_id: str, info: ExitInfo) -> ev.ProcessExited:

@@ -681,8 +681,6 @@ class Supervisor:
             except ContainerNotFound:
                 logger.info("container %s: the runtime had already removed it", container_id)
             facts = self._collect_exits(state, command_id, EXIT_WAIT_TIMEOUT)
-            if state.state_dir:
-                shutil.rmtree(state.state_dir, ignore_errors=True)
             return [*facts, ev.Deleted()]
 
         command = Command.DELETE_FORCE if force else Command.DELETE
@@ -694,6 +692,10 @@ class Supervisor:
             lambda reason: ev.DeleteFailed(reason=reason),
             if_version=if_version,
         )
+        # Removed only after the outcome is journaled: a crash before that leaves the exit
+        # files for recovery, which then journals the real statuses instead of "lost".
+        if state.state_dir:
+            shutil.rmtree(state.state_dir, ignore_errors=True)
         logger.info("container %s deleted", container_id)
         return state
 

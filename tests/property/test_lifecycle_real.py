@@ -27,7 +27,9 @@ def check_runtime(runtime: str) -> None:
         return RealBackend(runtime)
 
     machine = lifecycle_machine(make_backend, features=RealBackend.features)
-    run_conformance(machine, examples=EXAMPLES, steps=STEPS)
+    # Fixed histories and no shrinking keep this CI job repeatable and bounded in time;
+    # ``python -m bosun.conformance`` draws new histories on every run.
+    run_conformance(machine, examples=EXAMPLES, steps=STEPS, shrink=False, derandomize=True)
 
 
 @pytest.mark.runc
