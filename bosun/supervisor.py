@@ -123,6 +123,7 @@ class Supervisor:
         """Rebuild every container's state from snapshots plus later events; return the count."""
         snapshots = self.store.load_snapshots(schema=SNAPSHOT_SCHEMA)
         states: dict[str, ContainerState] = {}
+        after_versions: dict[str, int] = {}
         for stream, snapshot in snapshots.items():
             _, container_id = parse_stream(stream)
             try:
@@ -130,12 +131,15 @@ class Supervisor:
             except LifecycleError as exc:
                 # Snapshots only speed replay up: an unreadable one means folding from the start.
                 logger.warning("container %s: snapshot at version %s ignored: %s", container_id, snapshot.version, exc)
-                continue
+                states[stream] = fold(container_id, self.store.read_stream(stream, until_seq=snapshot.last_seq))
+            after_versions[stream] = snapshot.version
             self._snapshot_versions[container_id] = snapshot.version
 
-        # One scan of every container stream's events after its snapshot, in global order.
-        after_versions = {stream: state.version for stream, state in states.items()}
-        for record in self.store.iter_stream_tails(after_versions, stream_prefix="container/"):
+        # The events after each stream's snapshot, in global order, in a few queries.
+        tails = self.store.iter_after_snapshots(schema=SNAPSHOT_SCHEMA, stream_prefix="container/")
+        for record in tails:
+            if record.version <= after_versions.get(record.stream, 0):
+                continue  # its snapshot could not be read, so the stream was refolded above
             state = states.get(record.stream)
             if state is None:
                 _, container_id = parse_stream(record.stream)

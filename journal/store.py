@@ -478,25 +478,36 @@ class EventStore:
                 return
             after_seq = batch[-1].seq
 
-    def iter_stream_tails(
-        self, after_versions: Mapping[str, int], *, stream_prefix: str = "", batch_size: int = 5000
+    def iter_after_snapshots(
+        self, *, schema: int, stream_prefix: str = "", batch_size: int = 5000
     ) -> Iterator[StoredEvent]:
-        """Yield, in global order, the events of streams under ``stream_prefix`` whose version is
-        above ``after_versions[stream]`` (0 for a stream not named).
+        """Yield, in global order, the events of streams under ``stream_prefix`` that come after
+        each stream's newest snapshot in format ``schema`` (all events of a stream without one).
 
-        One scan replaces a query per stream; rows at or below a stream's version are skipped
-        before their data is decoded, which is what makes a restart from snapshots cheap.
+        The database picks the rows, so a restart reads only the tails that ``load_snapshots``
+        does not cover, in one query per batch instead of one per stream.
         """
+        newest = (
+            select(snapshots.c.stream, func.max(snapshots.c.version).label("version"))
+            .where(snapshots.c.schema == schema)
+            .group_by(snapshots.c.stream)
+            .subquery()
+        )
         after_seq = 0
         while True:
-            query = select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(batch_size)
+            query = (
+                select(events)
+                .outerjoin(newest, events.c.stream == newest.c.stream)
+                .where(events.c.seq > after_seq, events.c.version > func.coalesce(newest.c.version, 0))
+                .order_by(events.c.seq)
+                .limit(batch_size)
+            )
             if stream_prefix:
                 query = query.where(events.c.stream.startswith(stream_prefix, autoescape=True))
             with self._read_connection("reading") as connection:
                 rows = connection.execute(query).all()
             for row in rows:
-                if row.version > after_versions.get(row.stream, 0):
-                    yield _row_to_event(row)
+                yield _row_to_event(row)
             if len(rows) < batch_size:
                 return
             after_seq = rows[-1].seq

@@ -105,7 +105,7 @@ def test_snapshots_keep_restart_replay_short(tmp_path: Path) -> None:
         live = supervisor.get("busy")
 
         replayed_events: list[int] = []
-        original = EventStore.iter_stream_tails
+        original = EventStore.iter_after_snapshots
 
         def counting_tails(self: EventStore, *args: object, **kwargs: object) -> Iterator:
             for event in original(self, *args, **kwargs):  # type: ignore[arg-type]
@@ -113,11 +113,11 @@ def test_snapshots_keep_restart_replay_short(tmp_path: Path) -> None:
                     replayed_events.append(event.version)
                 yield event
 
-        EventStore.iter_stream_tails = counting_tails  # type: ignore[method-assign]
+        EventStore.iter_after_snapshots = counting_tails  # type: ignore[method-assign]
         try:
             daemon = harness.restart()
         finally:
-            EventStore.iter_stream_tails = original  # type: ignore[method-assign]
+            EventStore.iter_after_snapshots = original  # type: ignore[method-assign]
         store = daemon.store
         snapshot = store.load_snapshot(container_stream("busy"), schema=1)
         replayed = fold("busy", store.read_stream(container_stream("busy")))
