@@ -102,11 +102,11 @@ class Daemon:
         ))
 
         loaded = self.supervisor.load()
+        # Nothing else runs during recovery, so the states are read in place, not copied.
         candidates = [
-            state.id for state in self.supervisor.all_states()
-            if state.status != ContainerStatus.DELETED or state.pending
+            state.id for state in self.supervisor._states.values()
+            if state.pending or state.status not in (ContainerStatus.DELETED, ContainerStatus.NEW)
         ]
-        candidates = [cid for cid in candidates if self.supervisor._states[cid].status != ContainerStatus.NEW or self.supervisor._states[cid].pending]
         self._append_daemon(ev.RecoveryStarted(containers=len(candidates)))
         self.supervisor.crash.reach("recovery:after-replay")
 

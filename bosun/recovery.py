@@ -386,11 +386,7 @@ def unknown_runtime_containers(supervisor: Supervisor) -> list[RuntimeState]:
     except AdapterError as exc:
         logger.warning("listing runtime containers failed: %s", exc)
         return []
-    known = {
-        state.id
-        for state in supervisor.all_states()
-        if state.status not in (ContainerStatus.DELETED, ContainerStatus.NEW)
-    }
+    known = {view["id"] for view in supervisor.views()}
     return [item for item in listed if item.id not in known]
 
 

@@ -127,7 +127,7 @@ class Supervisor:
         for stream, snapshot in snapshots.items():
             _, container_id = parse_stream(stream)
             try:
-                states[stream] = ContainerState.from_snapshot(snapshot.state)
+                states[stream] = ContainerState.from_snapshot(snapshot.state, copy_data=False)
             except LifecycleError as exc:
                 # Snapshots only speed replay up: an unreadable one means folding from the start.
                 logger.warning("container %s: snapshot at version %s ignored: %s", container_id, snapshot.version, exc)

@@ -170,15 +170,20 @@ class ContainerState:
         return snapshot
 
     @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> ContainerState:
-        """Rebuild a state from ``to_snapshot`` output; raise ``InvalidSnapshot`` if it is not one."""
+    def from_snapshot(cls, snapshot: Mapping[str, Any], *, copy_data: bool = True) -> ContainerState:
+        """Rebuild a state from ``to_snapshot`` output; raise ``InvalidSnapshot`` if it is not one.
+
+        ``copy_data=False`` takes ownership of ``snapshot``'s nested values instead of copying
+        them, for a caller that decoded it just for this.
+        """
         found = snapshot.get("format")
         if found != SNAPSHOT_FORMAT:
             msg = f"snapshot format {found!r} is not {SNAPSHOT_FORMAT}; replay from the start"
             raise InvalidSnapshot(msg)
         try:
             fields = {key: value for key, value in snapshot.items() if key != "format"}
-            fields = copy.deepcopy(fields)
+            if copy_data:
+                fields = copy.deepcopy(fields)
             fields["status"] = ContainerStatus(fields["status"])
             fields["processes"] = {
                 key: ProcessState(**{**value, "status": ProcessStatus(value["status"])})
