@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bosun.errors import BosunError, InvalidArgument
 from bosun.ids import InvalidIdentifier, validate_id
 from bosun.validation import InvalidRequest, parse_signal
-from bosun.views import container_json, event_json, recovery_windows
+from bosun.views import container_json, event_json
 from fsm.streams import container_stream
 from journal import JournalError, parse_time
 

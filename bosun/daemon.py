@@ -9,7 +9,6 @@ only then open the socket. No command is served while recovery runs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fcntl
 import logging
 import os
@@ -28,7 +27,7 @@ from bosun import __version__, redact
 from bosun.config import ORPHAN_POLICIES, DaemonSettings
 from bosun.recovery import Finding, Reconciler, count_kinds, unknown_runtime_containers
 from bosun.supervisor import Supervisor
-from bosun.views import container_json, recovery_windows
+from bosun.views import recovery_windows
 from fsm import events as ev
 from fsm.fold import fold_daemon
 from fsm.rules import ContainerStatus
@@ -356,10 +355,3 @@ def run(settings: DaemonSettings) -> int:
         if lock_fd is not None:
             os.close(lock_fd)
     return 0
-
-
-def describe_settings(settings: DaemonSettings) -> dict[str, Any]:
-    return {key: str(value) for key, value in dataclasses.asdict(settings).items()}
-
-
-__all__ = ["Daemon", "StartupError", "run", "container_json"]

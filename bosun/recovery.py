@@ -1,6 +1,6 @@
 """Reconciliation of the journal's belief with the live system, at daemon start and for audits.
 
-For each container that is not deleted, ``Reconciler.inspect`` compares what the journal says
+For each container that is not deleted, ``Reconciler.inspect`` compares the journal's state
 with what the runtime, the shims and the kernel show, and returns the differences as findings.
 Recovery resolves each finding by appending events that say why; an audit only reports them.
 
@@ -18,14 +18,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import signal as signal_module
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from adapters.base import AdapterError, ContainerNotFound, ExitInfo, ProcessRef, RuntimeState
-from bosun.supervisor import Supervisor, new_command_id
+from bosun.supervisor import Supervisor, exit_event, new_command_id
 from fsm import events as ev
 from fsm.fold import ContainerState, PendingIntent
 from fsm.rules import ContainerStatus, ProcessStatus
@@ -82,7 +80,7 @@ class Reconciler:
             if process.status != ProcessStatus.EXITED and process.ref and process_id not in skip_processes
         ]
         # A stopped container with nothing pending and no live process only needs to exist in
-        # the runtime, which one ``runtime list`` at recovery start answers for all of them, so
+        # the runtime, and one ``runtime list`` at recovery start covers all of them, so
         # a restart with many stopped containers does not run runc once per container.
         needs_runtime = bool(state.pending or live_processes) or state.status in (
             ContainerStatus.RUNNING, ContainerStatus.PAUSED
@@ -197,7 +195,7 @@ class Reconciler:
                 "exited_while_down",
                 f"process {process_id} exited with status {info.status} and the exit file says so",
                 process=process_id,
-                events=[_exit(process_id, info)],
+                events=[exit_event(process_id, info, source="recovery")],
             )
         if self.shim.shim_alive(ref):
             return Finding("shim_alive", f"shim {ref.shim_pid} of process {process_id} is alive; watching it again",
@@ -217,7 +215,7 @@ class Reconciler:
         else:
             reason = f"exit status lost: shim {ref.shim_pid} and process {ref.pid} are gone with no exit file"
         return Finding("exit_status_lost", reason, process=process_id,
-                       events=[_exit(process_id, ExitInfo(status=255, status_lost=True, reason=reason))])
+                       events=[exit_event(process_id, ExitInfo(status=255, status_lost=True, reason=reason), source="recovery")])
 
     def _inspect_status(self, state: ContainerState, runtime_state: RuntimeState | None) -> Finding | None:
         if runtime_state is None and state.status not in (ContainerStatus.NEW, ContainerStatus.DELETED):
@@ -331,26 +329,9 @@ class Reconciler:
         except ContainerNotFound:
             pass
 
-    def _exits_after_removal(self, state: ContainerState) -> list[ev.Event]:
-        facts: list[ev.Event] = []
-        for process_id, process in state.processes.items():
-            if process.status == ProcessStatus.EXITED or not process.ref:
-                continue
-            ref = ProcessRef.from_data(process.ref)
-            info = self.shim.read_exit(ref)
-            deadline = time.monotonic() + EXIT_FILE_GRACE
-            while (info is None or info.status_lost) and time.monotonic() < deadline and self.shim.shim_alive(ref):
-                time.sleep(0.05)
-                info = self.shim.read_exit(ref)
-            if info is None:
-                info = ExitInfo(status=255, status_lost=True, reason="exit status lost: the shim did not report after the runtime container was removed")
-            self.shim.unwatch(ref)
-            facts.append(_exit(process_id, info))
-        return facts
-
     def _finish_delete(self, state: ContainerState) -> list[ev.Event]:
         self._remove_runtime_container(state.id)
-        facts = self._exits_after_removal(state)
+        facts = self.supervisor.collect_exits(state, EXIT_FILE_GRACE, source="recovery")
         return [*facts, ev.Deleted(reason="delete completed by recovery after an interruption")]
 
     def _delete_for_missing_bundle(self, state: ContainerState, finding: Finding) -> None:
@@ -361,22 +342,10 @@ class Reconciler:
             _, failure = ev.outcome_types_for(intent.command)
             self.supervisor.append(state, [failure(reason="interrupted; the bundle is missing", source="recovery")], intent.command_id)
         self.supervisor.append(state, [ev.DeleteRequested(force=True, requested_by=RECOVERY_WHO)], command_id)
-        facts = self._exits_after_removal(state)
+        facts = self.supervisor.collect_exits(state, EXIT_FILE_GRACE, source="recovery")
         self.supervisor.append(state, [*facts, ev.Deleted(reason=finding.detail)], command_id)
         if state.state_dir:
             shutil.rmtree(state.state_dir, ignore_errors=True)
-
-
-def _exit(process_id: str, info: ExitInfo) -> ev.ProcessExited:
-    return ev.ProcessExited(
-        process=process_id,
-        status=info.status,
-        signal=info.signal,
-        oom=info.oom,
-        exited_at=info.exited_at,
-        source="recovery",
-        reason=info.reason,
-    )
 
 
 def unknown_runtime_containers(supervisor: Supervisor) -> list[RuntimeState]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import shutil
 import threading
 import time
@@ -412,7 +411,7 @@ class Supervisor:
                 self.runtime.delete(container_id, force=True)
             except ContainerNotFound:
                 pass
-            facts.extend(self._collect_exits(state, command_id, EXIT_WAIT_TIMEOUT))
+            facts.extend(self.collect_exits(state, EXIT_WAIT_TIMEOUT))
             image = Path(state.checkpoints[checkpoint]["path"])
             ref = self.shim.restore(
                 container_id,
@@ -692,7 +691,7 @@ class Supervisor:
                 self.runtime.delete(container_id, force=force and live)
             except ContainerNotFound:
                 logger.info("container %s: the runtime had already removed it", container_id)
-            facts = self._collect_exits(state, command_id, EXIT_WAIT_TIMEOUT)
+            facts = self.collect_exits(state, EXIT_WAIT_TIMEOUT)
             return [*facts, ev.Deleted()]
 
         command = Command.DELETE_FORCE if force else Command.DELETE
@@ -711,11 +710,11 @@ class Supervisor:
         logger.info("container %s deleted", container_id)
         return state
 
-    def _collect_exits(self, state: ContainerState, command_id: str, timeout: float) -> list[ev.Event]:
+    def collect_exits(self, state: ContainerState, timeout: float, *, source: str = "shim") -> list[ev.Event]:
         """Wait for the shims of every process still believed alive and return their exits.
 
-        Called after the runtime removed or killed the container, when every process must end;
-        a shim that does not report in time gives status 255 with the reason.
+        Called after the runtime removed or killed the container, when every process must end.
+        A shim that does not report in time gives status 255 with the reason.
         """
         facts: list[ev.Event] = []
         deadline = time.monotonic() + timeout
@@ -730,7 +729,7 @@ class Supervisor:
             if info is None:
                 info = ExitInfo(status=255, status_lost=True, reason=f"exit status lost: process did not exit within {timeout:.0f} s of the runtime removing the container")
             self.shim.unwatch(ref)
-            facts.append(_exit_event(process_id, info, source="shim"))
+            facts.append(exit_event(process_id, info, source=source))
         return facts
 
     # -- exits ------------------------------------------------------------------------------
@@ -773,7 +772,7 @@ class Supervisor:
                 logger.error("container %s process %s survived SIGKILL; its exit stays unrecorded", ref.container_id, ref.process_id)
                 return False
             info = ExitInfo(status=137, signal=9, reason="shim lost; process killed by bosun (orphan policy kill)")
-            self.append(state, [_exit_event(ref.process_id, info, source=source)], None)
+            self.append(state, [exit_event(ref.process_id, info, source=source)], None)
             return True
 
     def record_exit(self, ref: ProcessRef, info: ExitInfo, *, source: str) -> bool:
@@ -785,7 +784,7 @@ class Supervisor:
             process = state.processes.get(ref.process_id)
             if process is None or process.status == ProcessStatus.EXITED or process.pid != ref.pid:
                 return False
-            self.append(state, [_exit_event(ref.process_id, info, source=source)], None)
+            self.append(state, [exit_event(ref.process_id, info, source=source)], None)
         level = logging.WARNING if info.status_lost else logging.INFO
         logger.log(
             level,
@@ -879,7 +878,8 @@ def _redacted_who(
     return who
 
 
-def _exit_event(process_id: str, info: ExitInfo, *, source: str) -> ev.ProcessExited:
+def exit_event(process_id: str, info: ExitInfo, *, source: str) -> ev.ProcessExited:
+    """Build the journal event of an exit reported by ``source`` ("shim" or "recovery")."""
     return ev.ProcessExited(
         process=process_id,
         status=info.status,
