@@ -80,7 +80,7 @@ class ShimTimeout(ShimError):
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeState:
-    """What ``runtime state ID`` reports about one container."""
+    """The state of one container as ``runtime state ID`` reports it."""
 
     id: str
     status: str  # OCI status: "creating", "created", "running", "paused" or "stopped"
@@ -121,7 +121,7 @@ class ExitInfo:
     """How a monitored process ended.
 
     ``status`` is the exit code, or 128+N after signal N. ``status_lost`` is true when the
-    monitor died without writing a status; then ``status`` is 255 and ``reason`` says why.
+    monitor died without writing a status; then ``status`` is 255 and ``reason`` gives the cause.
     """
 
     status: int

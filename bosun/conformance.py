@@ -22,7 +22,7 @@ After every step it checks:
 - a rejected command (``NotAllowed``, ``NoSuchContainer``, ``AlreadyExists``, ``NotFound``)
   is one the rules forbid, and appended nothing; an allowed command is never rejected;
 - every process exit that reality produced is journaled exactly once, with the status the
-  shim recorded, or 255 with a reason when nobody could observe it;
+  shim recorded, or 255 with a reason when no shim recorded it;
 - after each recovery, no intent is open and belief equals reality: each container's status
   matches the runtime's, and each process believed alive is alive and each believed exited
   is gone;
@@ -1338,7 +1338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runtime", required=True, help="runtime binary, a path or a name on PATH")
     parser.add_argument("--conmon", default="conmon", help="conmon binary (default: conmon)")
     parser.add_argument("--examples", type=int, default=5, help="histories to run (default: 5)")
-    parser.add_argument("--steps", type=int, default=15, help="most steps per history (default: 15)")
+    parser.add_argument("--steps", type=int, default=15, help="maximum steps per history (default: 15)")
     parser.add_argument("--shrink", action="store_true",
                         help="shorten a failing history before reporting it (slow on a real runtime)")
     options = parser.parse_args(argv)

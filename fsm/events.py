@@ -328,7 +328,7 @@ class DeleteFailed(Failure):
 class ProcessExited(Fact):
     """A process ended; recorded exactly once per process.
 
-    ``status`` is the exit code, or 128+N after signal N, or 255 when nobody could observe it
+    ``status`` is the exit code, or 128+N after signal N, or 255 when no shim recorded it
     (then ``reason`` gives the cause). ``source`` is "shim" or "recovery". The fold rejects a
     second exit of the same process as an anomaly.
     """

@@ -162,7 +162,7 @@ _CONDITION_REASONS: Mapping[tuple[str, str], str] = {
 }
 
 
-# Answers of the machines, keyed by everything a transition or condition reads: the machine,
+# Results of the machines, keyed by everything a transition or condition reads: the machine,
 # the source state, the trigger and the event fields the conditions look at. Replay folds the
 # same few combinations millions of times, and running them through transitions each time
 # dominated its cost; the first occurrence of each combination still runs the machine.
