@@ -17,12 +17,13 @@ import socket
 import stat
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from adapters.base import AdapterError, Runtime, Shim
+from adapters.base import AdapterError, Runtime, RuntimeState, Shim
 from bosun import __version__, redact
 from bosun.config import ORPHAN_POLICIES, DaemonSettings
 from bosun.recovery import Finding, Reconciler, count_kinds, unknown_runtime_containers
@@ -91,16 +92,18 @@ class Daemon:
     def recover(self) -> dict[str, Any]:
         """Replay the journal and reconcile every container; journal the run's start and counts."""
         started = time.monotonic()
-        previous = fold_daemon(self.store.read_stream(self.stream), host=self.host)
-        previous_clean = not previous.running
-        if previous.runs and not previous_clean:
-            logger.warning("the previous daemon run (pid %s) ended without a clean stop", previous.pid)
-        self._append_daemon(ev.DaemonStarted(
-            pid=os.getpid(), version=__version__, previous_run_clean=previous_clean,
-            runtime=self.runtime.name, shim=self.settings.shim,
-        ))
+        # ``runtime list`` spends its time in the runtime's own process, so it runs beside the
+        # replay instead of after it. Nothing changes the runtime's containers before the
+        # reconcile pass, so a listing taken now is as good as one taken after the replay.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recovery-list") as pool:
+            pending_listing = pool.submit(self.runtime.list)
+            previous_clean, loaded = self._replay()
+            try:
+                listed: list[RuntimeState] | None = pending_listing.result()
+            except AdapterError as exc:
+                logger.warning("listing runtime containers failed, checking each container instead: %s", exc)
+                listed = None
 
-        loaded = self.supervisor.load()
         # Nothing else runs during recovery, so the states are read in place, not copied.
         candidates = [
             state.id for state in self.supervisor._states.values()
@@ -111,10 +114,7 @@ class Daemon:
 
         findings: list[Finding] = []
         failed = 0
-        try:
-            self.reconciler.listing = {item.id: item for item in self.runtime.list()}
-        except AdapterError as exc:
-            logger.warning("listing runtime containers failed, checking each container instead: %s", exc)
+        self.reconciler.listing = None if listed is None else {item.id: item for item in listed}
         for index, container_id in enumerate(candidates):
             try:
                 findings.extend(self.reconciler.reconcile(container_id))
@@ -127,7 +127,13 @@ class Daemon:
 
         self.reconciler.listing = None
         watched = self.supervisor.watch_all()
-        unknown = unknown_runtime_containers(self.supervisor)
+        if listed is None:
+            unknown = unknown_runtime_containers(self.supervisor)
+        else:
+            # Every container the journal believed in was a candidate, so a listed container that
+            # was not one is unknown. The reconcile pass may have deleted some candidates since.
+            believed = set(candidates)
+            unknown = [item for item in listed if item.id not in believed]
         for item in unknown:
             logger.warning("runtime container %s (%s) is not in the journal; leaving it alone", item.id, item.status)
             self._append_daemon(ev.UnknownContainerFound(container_id=item.id, status=item.status))
@@ -146,6 +152,21 @@ class Daemon:
         self.last_recovery = {"counts": counts, "duration_seconds": duration, "previous_run_clean": previous_clean}
         logger.info("recovery finished in %.3f s: %s", duration, counts)
         return self.last_recovery
+
+    def _replay(self) -> tuple[bool, int]:
+        """Journal this run's start; rebuild every container's state.
+
+        Returns whether the previous run stopped cleanly and the number of containers loaded.
+        """
+        previous = fold_daemon(self.store.read_stream(self.stream), host=self.host)
+        previous_clean = not previous.running
+        if previous.runs and not previous_clean:
+            logger.warning("the previous daemon run (pid %s) ended without a clean stop", previous.pid)
+        self._append_daemon(ev.DaemonStarted(
+            pid=os.getpid(), version=__version__, previous_run_clean=previous_clean,
+            runtime=self.runtime.name, shim=self.settings.shim,
+        ))
+        return previous_clean, self.supervisor.load()
 
     def audit(self) -> dict[str, Any]:
         """Compare belief with reality for every container without changing anything."""

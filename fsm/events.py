@@ -18,6 +18,7 @@ breaks every journal that contains it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -483,20 +484,26 @@ def event_from_data(event_type: str, data: Mapping[str, Any]) -> Event:
     data lacks a required field or has a field the type does not define.
     """
     cls = event_class(event_type)
+    names, required = _field_names(cls)
+    if not (names.issuperset(data) and required.issubset(data)):
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidEventData(event_type, f"unknown fields {', '.join(unknown)}")
+        missing = sorted(required - set(data))
+        raise InvalidEventData(event_type, f"missing fields {', '.join(missing)}")
+    return cls(**data)
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the names of all fields of ``cls`` and of those without a default.
+
+    Replay decodes every event through here, so this runs once per class.
+    """
     fields = dataclasses.fields(cls)
-    names = {field.name for field in fields}
-
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InvalidEventData(event_type, f"unknown fields {', '.join(unknown)}")
-
-    required = {
+    required = (
         field.name
         for field in fields
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    }
-    missing = sorted(required - set(data))
-    if missing:
-        raise InvalidEventData(event_type, f"missing fields {', '.join(missing)}")
-
-    return cls(**data)
+    )
+    return frozenset(field.name for field in fields), frozenset(required)

@@ -221,6 +221,23 @@ def test_exec_removed_after_exit() -> None:
     assert state.anomalies == []
 
 
+def test_folded_refs_share_nothing() -> None:
+    stream = running_stream()
+    nested = {**ref("e1", 200), "argv": ["ls", "-l"]}
+    stream.command(ev.ExecRequested("e1", ["ls"], [], "/"), ev.ExecStarted("e1", nested))
+    state = stream.fold()
+
+    for record in stream.records:
+        for key in ("init", "ref"):
+            if isinstance(record.data.get(key), dict):
+                record.data[key]["pid"] = -1
+                record.data[key].get("argv", []).append("changed")
+
+    assert state.processes["init"].ref == ref()
+    assert state.processes["e1"].ref == nested
+    assert state.processes["e1"].ref["argv"] == ["ls", "-l"]
+
+
 def test_exec_id_reused_after_exit_is_accepted() -> None:
     stream = running_stream()
     stream.command(ev.ExecRequested("e1", ["ls"], [], "/"), ev.ExecStarted("e1", ref("e1", 200)))

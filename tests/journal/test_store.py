@@ -718,6 +718,41 @@ def test_load_snapshots_returns_newest_per_stream(store: EventStore) -> None:
     assert store.load_snapshots(schema=3) == {}
 
 
+
+def test_tails_after_snapshots_in_seq_order(store: EventStore) -> None:
+    # Interleave three container streams and one stream outside the prefix whose name sorts
+    # between them ("container0" follows "container/" in byte order).
+    for step in range(6):
+        for stream in ("container/a", "container/b", "container/c", "container0"):
+            append_one(store, stream, f"step{step}", step=step)
+    store.save_snapshot("container/a", 2, 9, {}, schema=1)
+    store.save_snapshot("container/a", 4, 17, {}, schema=1)
+    store.save_snapshot("container/b", 5, 18, {}, schema=2)  # another format: ignored
+    store.save_snapshot("container/c", 6, 23, {}, schema=1)  # nothing after it
+
+    tails = list(store.iter_after_snapshots(schema=1, stream_prefix="container/", batch_size=2))
+
+    assert [(event.stream, event.version) for event in tails] == [
+        ("container/b", 1), ("container/b", 2), ("container/b", 3), ("container/b", 4),
+        ("container/a", 5), ("container/b", 5), ("container/a", 6), ("container/b", 6),
+    ]
+    assert [event.seq for event in tails] == sorted(event.seq for event in tails)
+    assert tails[-1].data == {"step": 5}
+    assert tails == [event for event in store.read_all() if (event.stream, event.version) in
+                     {(tail.stream, tail.version) for tail in tails}]
+
+
+def test_tails_without_prefix_cover_all_streams(store: EventStore) -> None:
+    append_one(store, "container/a", "created")
+    append_one(store, "daemon/host", "started")
+    append_one(store, "container/a", "started")
+    store.save_snapshot("container/a", 1, 1, {}, schema=1)
+
+    tails = list(store.iter_after_snapshots(schema=1))
+
+    assert [(event.stream, event.version) for event in tails] == [("daemon/host", 1), ("container/a", 2)]
+    assert list(store.iter_after_snapshots(schema=1, stream_prefix="none/")) == []
+
 # -- backup ---------------------------------------------------------------------------------
 
 
