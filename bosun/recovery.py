@@ -79,13 +79,11 @@ class Reconciler:
             process_id for process_id, process in state.processes.items()
             if process.status != ProcessStatus.EXITED and process.ref and process_id not in skip_processes
         ]
-        # A stopped container with nothing pending and no live process only needs to exist in
-        # the runtime, and one ``runtime list`` at recovery start covers all of them, so
-        # a restart with many stopped containers does not run runc once per container.
-        needs_runtime = bool(state.pending or live_processes) or state.status in (
-            ContainerStatus.RUNNING, ContainerStatus.PAUSED
-        )
-        if needs_runtime or self.listing is None:
+        # One ``runtime list`` at recovery start reports the status of every container the same
+        # way ``runtime state`` does, so a restart does not run the runtime once per container.
+        # An open intent is resolved from a fresh ``runtime state``, because whether its command
+        # took effect may have been decided by the runtime moments ago.
+        if state.pending or self.listing is None:
             runtime_state = self.runtime_state(state.id)
         else:
             runtime_state = self.listing.get(state.id)

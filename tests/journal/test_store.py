@@ -29,7 +29,7 @@ from journal import (
     VersionConflict,
     utc_now,
 )
-from journal.migrate import head_revision
+from journal.migrate import HEAD_REVISION, head_revision
 from tests.journal.helpers import (
     delete_row,
     drop_append_only_triggers,
@@ -848,6 +848,24 @@ def test_backup_driver_failure_raises_unavailable(
 def test_fresh_journal_is_at_head(store: EventStore) -> None:
     assert store.schema_revision() == head_revision()
     assert head_revision() == "0001"
+
+
+def test_head_constant_matches_alembic_scripts() -> None:
+    # Opening a journal trusts HEAD_REVISION to skip Alembic, so it must name the scripts' head.
+    assert HEAD_REVISION == head_revision()
+
+
+def test_opening_journal_at_head_skips_alembic(journal_path: Path) -> None:
+    EventStore.open(sqlite_url(journal_path)).close()
+    probe = (
+        "import sys; from journal import EventStore; "
+        f"EventStore.open({sqlite_url(journal_path)!r}).close(); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
+    )
+
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

@@ -208,6 +208,23 @@ def test_pause_behind_back_is_reconciled(daemon: BosunDaemon) -> None:
     audit_is_clean(daemon)
 
 
+def test_resume_behind_back_is_reconciled(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.start()
+    daemon.cli("run", "--detach", "thawed", str(bundle))
+    daemon.cli("pause", "thawed")
+    daemon.kill()
+
+    runc(daemon, "resume", "thawed")
+    daemon.start()
+
+    assert daemon.json("info", "thawed")["state"] == "running"
+    events = daemon.json("history", "thawed")["events"]
+    assert events[-1]["type"] == "StateReconciled"
+    assert events[-1]["recovery"] is True
+    audit_is_clean(daemon)
+
+
 def test_audit_reports_pause_behind_back_without_changing_it(daemon: BosunDaemon) -> None:
     bundle = daemon.bundle(["sleep", "600"])
     daemon.start()
