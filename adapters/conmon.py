@@ -53,6 +53,7 @@ from adapters.base import (
     ShimTimeout,
 )
 from adapters.identity import is_same_process, process_start_time
+from adapters.polling import wait_readable
 from adapters.runc import OciRuntime, last_error_line, process_spec_data, resolve_executable
 
 logger = logging.getLogger(__name__)
@@ -649,8 +650,7 @@ class _Watcher:
 
 
 def _is_readable(fd: int) -> bool:
-    readable, _, _ = select.select([fd], [], [], 0)
-    return bool(readable)
+    return wait_readable(fd, 0)
 
 
 def _key(ref: ProcessRef) -> tuple[str, str, int]:
@@ -702,8 +702,7 @@ def _read_sync_message(read_fd: int, deadline: float) -> dict[str, Any] | None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError
-        readable, _, _ = select.select([read_fd], [], [], remaining)
-        if not readable:
+        if not wait_readable(read_fd, remaining):
             raise TimeoutError
         chunk = os.read(read_fd, 4096)
         if not chunk:
@@ -766,7 +765,7 @@ def _wait_gone(pid: int) -> None:
     except ProcessLookupError:
         return
     try:
-        select.select([pidfd], [], [], _KILL_WAIT)
+        wait_readable(pidfd, _KILL_WAIT)
         _reap(pidfd)
     finally:
         os.close(pidfd)

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal as signal_module
-import select
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from adapters.base import (
     RuntimeCommandError,
     RuntimeState,
 )
+from adapters.polling import wait_readable
 
 logger = logging.getLogger(__name__)
 
@@ -506,7 +506,7 @@ def _wait(process: subprocess.Popen[bytes], timeout: float) -> int:
     except ProcessLookupError:
         return process.wait()
     try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
+        ready = wait_readable(pidfd, timeout)
     finally:
         os.close(pidfd)
     if not ready:

@@ -519,6 +519,10 @@ class SimulatedWorld:
         container.status_before_pause = None
         queued, container.queued_signals = container.queued_signals, []
         for signal, all_processes in queued:
+            if container.status == "stopped":
+                # An earlier queued signal ended init, and with it every process the rest
+                # were meant for.
+                break
             self._kill(container, signal, all_processes=all_processes)
 
     def _kill(self, container: SimulatedContainer, signal: int, *, all_processes: bool) -> None:

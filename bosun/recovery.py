@@ -26,7 +26,9 @@ from adapters.base import AdapterError, ContainerNotFound, ExitInfo, ProcessRef,
 from bosun.supervisor import Supervisor, exit_event, new_command_id
 from fsm import events as ev
 from fsm.fold import ContainerState, PendingIntent
-from fsm.rules import ContainerStatus, ProcessStatus
+from fsm.machines import INIT_PROCESS
+from fsm.rules import Command, ContainerStatus, ProcessStatus
+from fsm.streams import container_stream
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class Reconciler:
             process_id for process_id, process in state.processes.items()
             if process.status != ProcessStatus.EXITED and process.ref and process_id not in skip_processes
         ]
+        if any(intent.command == Command.START_CHECKPOINT for intent in state.pending.values()):
+            # The open restore's resolution journals the old init's exit itself, and a finding
+            # about "init" resolved after it would land on the restored init instead.
+            live_processes = [process_id for process_id in live_processes if process_id != INIT_PROCESS]
         # One ``runtime list`` at recovery start reports the status of every container the same
         # way ``runtime state`` does, so a restart does not run the runtime once per container.
         # An open intent is resolved from a fresh ``runtime state``, because whether its command
@@ -124,7 +130,7 @@ class Reconciler:
         match intent.type:
             case "CreateRequested":
                 state_dir = self.supervisor.settings.containers_dir / state.id
-                ref = self.shim.locate(state.id, "init", state_dir) if runtime_state is not None else None
+                ref = self._locate_new(state, INIT_PROCESS, state_dir) if runtime_state is not None else None
                 if ref is not None:
                     return resolved("open_intent", [ev.Created(init=ref.to_data(), state_dir=str(state_dir))],
                                     f"the create happened; its shim (pid {ref.shim_pid}) was found from its files",
@@ -134,10 +140,20 @@ class Reconciler:
                                     "the create's shim is unknown, so the runtime container is removed", action="delete_runtime_container")
                 return resolved("open_intent", [ev.CreateFailed(reason=interrupted, source="recovery")], "the create did not happen",
                                 action="delete_runtime_container")
+            case "StartRequested" if intent.data.get("checkpoint"):
+                checkpoint = str(intent.data["checkpoint"])
+                ref = self._locate_new(state, INIT_PROCESS, Path(state.state_dir)) if state.state_dir else None
+                if ref is not None:
+                    started = ev.Started(restored_from=checkpoint, init=ref.to_data())
+                    return resolved("open_intent", [*self._replaced_init_exit(state), started],
+                                    f"the restore happened; its shim (pid {ref.shim_pid}) was found from its files",
+                                    action="watch_located")
+                if status in ("running", "paused"):
+                    return resolved("open_intent", [ev.StartFailed(reason=f"{interrupted}; the restored container's shim is unknown, so the runtime container was removed", source="recovery")],
+                                    "the restored container runs without a known shim, so it is removed",
+                                    action="remove_runtime_container")
+                return resolved("open_intent", [ev.StartFailed(reason=interrupted, source="recovery")], "the restore did not happen")
             case "StartRequested":
-                if intent.data.get("checkpoint"):
-                    return resolved("open_intent", [ev.StartFailed(reason=f"{interrupted}; restore outcome unknown", source="recovery")],
-                                    "a restore cannot be resumed")
                 if status in ("running", "paused", "stopped"):
                     return resolved("open_intent", [ev.Started()], "the start happened")
                 return resolved("open_intent", [ev.StartFailed(reason=interrupted, source="recovery")], "the start did not happen")
@@ -155,7 +171,7 @@ class Reconciler:
             case "ExecRequested":
                 exec_id = str(intent.data.get("process", ""))
                 exec_dir = Path(state.state_dir or "/nonexistent") / "exec" / exec_id
-                ref = self.shim.locate(state.id, exec_id, exec_dir) if exec_id and state.state_dir else None
+                ref = self._locate_new(state, exec_id, exec_dir) if exec_id and state.state_dir else None
                 if ref is not None:
                     return resolved("open_intent", [ev.ExecStarted(process=exec_id, ref=ref.to_data())],
                                     f"the exec happened; its shim (pid {ref.shim_pid}) was found from its files",
@@ -183,6 +199,38 @@ class Reconciler:
                     return resolved("open_intent", [], "the delete is completed", action="finish_delete")
                 return resolved("open_intent", [ev.DeleteFailed(reason=interrupted, source="recovery")], "the container is still live")
         return resolved("open_intent", [], "unknown intent type; left open")
+
+    def _locate_new(self, state: ContainerState, process_id: str, state_dir: Path) -> ProcessRef | None:
+        """Return the process that the shim's files in ``state_dir`` name, unless the journal has it.
+
+        A re-created container, a reused exec id or a restore starts in a directory that may
+        still hold the files of an earlier process whose exit is journaled. That process is
+        not the one the interrupted command started.
+        """
+        ref = self.shim.locate(state.id, process_id, state_dir)
+        if ref is None:
+            return None
+        for record in self.supervisor.store.read_stream(container_stream(state.id)):
+            for key in ("init", "ref"):
+                known = record.data.get(key)
+                if isinstance(known, dict) and (known.get("shim_pid"), known.get("pid")) == (ref.shim_pid, ref.pid):
+                    logger.info("container %s: the files in %s name process %s of seq %s, which the journal has",
+                                state.id, state_dir, process_id, record.seq)
+                    return None
+        return ref
+
+    def _replaced_init_exit(self, state: ContainerState) -> list[ev.Event]:
+        """Return the exit of the init that an interrupted restore replaced, if it was believed alive."""
+        init = state.processes.get(INIT_PROCESS)
+        if init is None or init.status == ProcessStatus.EXITED or not init.ref:
+            return []
+        info = self.shim.read_exit(ProcessRef.from_data(init.ref))
+        if info is None or info.status_lost:
+            # The restored process's shim writes its exit file at the same path, so the old
+            # one's status is gone by now.
+            reason = "exit status lost: a restore replaced this init process and its exit file"
+            info = ExitInfo(status=255, status_lost=True, reason=reason)
+        return [exit_event(INIT_PROCESS, info, source="recovery")]
 
     def _inspect_process(
         self, state: ContainerState, process_id: str, ref: ProcessRef, runtime_state: RuntimeState | None
@@ -281,9 +329,14 @@ class Reconciler:
         if finding.action == "delete_runtime_container" and finding.kind == "bundle_missing":
             self._delete_for_missing_bundle(state, finding)
             return
+        if finding.action in ("delete_runtime_container", "remove_runtime_container") and self.listing is not None:
+            # The next pass must not find the container in the listing taken before.
+            self.listing.pop(state.id, None)
         if finding.action == "delete_runtime_container":
             self._remove_runtime_container(state.id)
             shutil.rmtree(self.supervisor.settings.containers_dir / state.id, ignore_errors=True)
+        elif finding.action == "remove_runtime_container":
+            self._remove_runtime_container(state.id)
         elif finding.action == "watch_located":
             # Journal first so the process exists in the state, then watch it; the next pass
             # checks whether it already exited.

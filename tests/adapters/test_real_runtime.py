@@ -7,10 +7,12 @@ Every container and conmon a test starts is killed by the ``runtime`` and ``shim
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -326,6 +328,43 @@ def test_watch_reports_exit_once(
     assert exited == ref
     assert info.status == 7
     assert info.status_lost is False
+
+
+@pytest.fixture
+def high_fds() -> Iterator[list[int]]:
+    """Hold enough descriptors open that every new pipe and pidfd is numbered above 1024."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limit < 1200:
+        pytest.skip(f"the open-file limit is {limit}; this test needs 1200")
+    spare_fds: list[int] = []
+    with open(os.devnull, "rb") as null:
+        while not spare_fds or spare_fds[-1] < 1100:
+            spare_fds.append(os.dup(null.fileno()))
+    yield spare_fds
+    for fd in spare_fds:
+        os.close(fd)
+
+
+def test_lifecycle_with_descriptors_above_1024(
+    runtime: OciRuntime, shim: ConmonShim, make_bundle: BundleFactory, test_root: Path,
+    high_fds: list[int],
+) -> None:
+    ref = start_container(shim, runtime, make_bundle(["sh", "-c", "sleep 1000; exit 3"]), test_root)
+    reported = threading.Event()
+    reports: list[ExitInfo] = []
+
+    def on_exit(exited: ProcessRef, info: ExitInfo) -> None:
+        reports.append(info)
+        reported.set()
+
+    shim.watch(ref, on_exit)
+    listed = [container.id for container in runtime.list()]
+    runtime.kill(ref.container_id, signal.SIGTERM, all_processes=True)
+    assert reported.wait(EXIT_WAIT_LIMIT)
+    shim.close()
+
+    assert listed == [ref.container_id]
+    assert [info.status for info in reports] == [3]
 
 
 def test_start_timeout_kills_conmon_and_container(

@@ -265,6 +265,18 @@ def test_sigterm_to_paused_container_delivered_on_resume(rig: Rig) -> None:
     assert rig.exits[0][1].status == 143
 
 
+def test_signals_queued_after_fatal_one_are_dropped(rig: Rig) -> None:
+    rig.create()
+    rig.runtime.pause("web")
+    rig.runtime.kill("web", signal.SIGTERM)
+    rig.runtime.kill("web", signal.SIGUSR1)
+
+    rig.runtime.resume("web")
+
+    assert rig.runtime.state("web").status == "stopped"
+    assert [info.status for _, info in rig.exits] == [143]
+
+
 def test_sigkill_to_paused_container_kills_at_once(rig: Rig) -> None:
     rig.create()
     rig.runtime.pause("web")

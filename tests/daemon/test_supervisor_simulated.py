@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from adapters.simulated import SimulatedCall, SimulatedRuntime, SimulatedShim, SimulatedWorld
 from bosun.config import DaemonSettings
+from bosun.crash import CrashPoints, SimulatedCrash
 from bosun.daemon import Daemon
 from bosun.errors import VersionMismatch
 from fsm.fold import fold
@@ -228,3 +229,58 @@ def test_requested_by_recorded_on_every_intent(harness: Harness, tmp_path: Path)
 
     assert [e.type for e in intents] == ["CreateRequested", "StartRequested", "PauseRequested"]
     assert all(e.data["requested_by"] == who for e in intents)
+
+
+def crash_during(harness: Harness, point: str, command: Callable[[], object]) -> Daemon:
+    """Run ``command`` with a crash at ``point``, drop the daemon as SIGKILL would, and restart."""
+    daemon = harness.daemon
+    assert daemon is not None
+
+    def crash(reached: str) -> None:
+        raise SimulatedCrash(reached)
+
+    daemon.supervisor.crash = CrashPoints(point, on_crash=crash)
+    with pytest.raises(SimulatedCrash):
+        command()
+    daemon.shim.close()
+    daemon.store.close()
+    return harness.start()
+
+
+def test_restore_crash_after_runtime_starts(harness: Harness, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    supervisor = harness.daemon.supervisor
+    supervisor.create("web", str(bundle), start=True)
+    supervisor.checkpoint("web", "before")
+    old_init = supervisor.get("web").processes["init"]
+
+    daemon = crash_during(harness, "start_checkpoint:after-runtime",
+                          lambda: supervisor.start("web", checkpoint="before"))
+
+    state = daemon.supervisor.get("web")
+    history = daemon.store.read_stream(container_stream("web"))
+    assert daemon.runtime.state("web").status == "running"
+    assert state.status.value == "running"
+    assert state.processes["init"].pid != old_init.pid
+    assert state.pending == {}
+    assert [record.type for record in history][-2:] == ["Started", "ShimReattached"]
+    assert history[-2].data["restored_from"] == "before"
+    assert daemon.audit()["ok"] is True
+
+
+def test_restore_crash_after_intent_fails(harness: Harness, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle")
+    supervisor = harness.daemon.supervisor
+    supervisor.create("web", str(bundle), start=True)
+    supervisor.checkpoint("web", "before")
+
+    daemon = crash_during(harness, "start_checkpoint:after-intent",
+                          lambda: supervisor.start("web", checkpoint="before"))
+
+    state = daemon.supervisor.get("web")
+    last = daemon.store.read_stream(container_stream("web"))[-1]
+    assert state.status.value == "stopped"
+    assert daemon.runtime.state("web").status == "stopped"
+    assert last.type == "StartFailed"
+    assert "interrupted" in last.data["reason"]
+    assert daemon.audit()["ok"] is True

@@ -120,6 +120,31 @@ def test_crash_point_recovers_to_runtime_truth(daemon: BosunDaemon, command: str
     assert all(intent["command_id"] in closed for intent in intents)
 
 
+def test_reused_exec_id_interrupted_after_intent_fails(daemon: BosunDaemon) -> None:
+    # The first e1's conmon files stay in the exec directory until the next e1 starts, so
+    # recovery must not mistake them for the interrupted exec's.
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.start()
+    daemon.cli("run", "--detach", "c", str(bundle))
+    daemon.cli("exec", "c", "e1", "--", "true")
+    wait_until(lambda: [p["id"] for p in daemon.json("info", "c")["processes"]] == ["init"], "exec e1 journaled as exited")
+    daemon.stop()
+
+    daemon.start(crash_at="exec:after-intent")
+    assert daemon.cli("exec", "c", "e1", "--", "sleep", "300", check=False).returncode != 0
+    assert daemon.wait_exit() == -signal.SIGKILL
+    daemon.start()
+
+    audit_is_clean(daemon)
+    events = daemon.json("history", "c")["events"]
+    exits = [e for e in events if e["type"] == "ProcessExited" and e["data"]["process"] == "e1"]
+    second = [e for e in events if e["type"] == "ExecRequested"][-1]
+    outcomes = [e for e in events if e["command_id"] == second["command_id"] and e is not second]
+    assert [e["data"]["status"] for e in exits] == [0]
+    assert [e["type"] for e in outcomes] == ["ExecFailed"]
+    assert outcomes[0]["recovery"] is True
+
+
 def test_exit_while_down_is_recorded_by_recovery(daemon: BosunDaemon) -> None:
     bundle = daemon.bundle(["sleep", "2"])
     daemon.start()
