@@ -20,16 +20,18 @@ import struct
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
 from aiohttp import ClientConnectionResetError, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bosun.errors import BosunError, InvalidArgument
+from bosun.errors import BosunError, InvalidArgument, NotFound
 from bosun.ids import InvalidIdentifier, validate_id
 from bosun.validation import InvalidRequest, parse_signal
 from bosun.views import container_json, event_json
+from fsm.rules import ProcessStatus
 from fsm.streams import container_stream
 from journal import JournalError, parse_time
 
@@ -140,7 +142,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/containers/{id}/stats", "stats", "One resource-use sample from the runtime"),
     Route("GET", "/v1/containers/{id}/top", "top", "Processes in the container"),
     Route("GET", "/v1/containers/{id}/logs", "logs", "Container output as newline-delimited JSON",
-          query=(("follow", "boolean", "keep streaming until the init exits"), ("since", "string", "RFC 3339 time")),
+          query=(("follow", "boolean", "keep streaming until the process exits"), ("since", "string", "RFC 3339 time"),
+                 ("exec", "string", "an exec process's output instead of the init's")),
           stream=True),
     Route("GET", "/v1/containers/{id}/history", "history", "Every event of the container's stream"),
     Route("POST", "/v1/containers/{id}/processes/{process}/exit-notice", "exit_notice",
@@ -511,9 +514,13 @@ class Api:
                 since = parse_time(request.query["since"])
             except ValueError:
                 raise InvalidArgument(f"invalid query parameter since={request.query['since']!r}: use an RFC 3339 time") from None
+        exec_id = request.query.get("exec")
         state = self.supervisor.get_any(container_id)
-        init = state.processes.get("init")
-        log_path = (init.ref or {}).get("log_path") if init is not None else None
+        if exec_id is None:
+            init = state.processes.get("init")
+            log_path = (init.ref or {}).get("log_path") if init is not None else None
+        else:
+            log_path = _exec_log_path(state, validate_id(exec_id, "exec id"))
 
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
@@ -522,7 +529,7 @@ class Api:
             return response
 
         try:
-            await self._stream_log(response, container_id, log_path, since, follow)
+            await self._stream_log(response, container_id, log_path, since, follow, exec_id)
         except (ConnectionResetError, ClientConnectionResetError):
             logger.debug("container %s: logs follower disconnected", container_id)
             return response
@@ -530,7 +537,8 @@ class Api:
         return response
 
     async def _stream_log(
-        self, response: web.StreamResponse, container_id: str, log_path: str, since: Any, follow: bool
+        self, response: web.StreamResponse, container_id: str, log_path: str, since: Any, follow: bool,
+        exec_id: str | None,
     ) -> None:
         from adapters.logs import LogParser
 
@@ -549,8 +557,12 @@ class Api:
                     await response.write(json.dumps(record).encode() + b"\n")
             if not follow:
                 return
-            exited = await self.call(self.supervisor.wait, container_id, 0.25)
-            if exited is not None:
+            if exec_id is None:
+                exited = await self.call(self.supervisor.wait, container_id, 0.25) is not None
+            else:
+                await asyncio.sleep(0.25)
+                exited = not _exec_running(self.supervisor.get_any(container_id), exec_id)
+            if exited:
                 follow = False  # one more read picks up what conmon wrote before the exit
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -592,6 +604,28 @@ class Api:
 class _Unprocessable(BosunError):
     code = "invalid_argument"
     status = 422
+
+
+def _exec_log_path(state: Any, exec_id: str) -> str:
+    """Return the log file of exec process ``exec_id``, running or exited; raise NotFound if none.
+
+    The fold drops an exec process once its exit is folded, but its conmon log stays in
+    the exec's directory until the exec id is used again or the container is deleted.
+    """
+    process = state.processes.get(exec_id)
+    if process is not None and (process.ref or {}).get("log_path"):
+        return str(process.ref["log_path"])
+    if state.state_dir:
+        path = Path(state.state_dir) / "exec" / exec_id / "output.log"
+        if path.is_file():
+            return str(path)
+    raise NotFound(f"container {state.id} has no log of exec process {exec_id}; "
+                   "the exec id may be wrong or the container deleted")
+
+
+def _exec_running(state: Any, exec_id: str) -> bool:
+    process = state.processes.get(exec_id)
+    return process is not None and process.status != ProcessStatus.EXITED
 
 
 def _read_from(path: str, position: int) -> tuple[bytes, int]:

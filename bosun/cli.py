@@ -317,7 +317,9 @@ def _add_inspection_parsers(commands: _Commands) -> None:
         commands.add(name, handler, help_text).add_argument("id", metavar="ID")
 
     logs = commands.add("logs", cmd_logs, "print a container's output: stdout to stdout, stderr to stderr")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the container's init exits")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the process exits")
+    logs.add_argument("--exec", dest="process", metavar="EXEC_ID",
+                      help="print this exec process's output instead of the init's")
     logs.add_argument("--since", metavar="TIME", help="only output written after this ISO 8601 time")
     logs.add_argument("-t", "--timestamps", action="store_true", help="start each line with its time")
     logs.add_argument("--stream-prefix", action="store_true", help="start each line with 'stdout: ' or 'stderr: '")
@@ -665,7 +667,7 @@ def _write_log_entry(context: Context, entry: Any, *, timestamps: bool, stream_p
 
 def cmd_logs(context: Context) -> int:
     args = context.args
-    for entry in context.client.logs(args.id, follow=args.follow, since=args.since):
+    for entry in context.client.logs(args.id, follow=args.follow, since=args.since, exec_id=args.process):
         if args.json:
             context.print(json.dumps(entry, ensure_ascii=False))
         else:

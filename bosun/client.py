@@ -371,8 +371,10 @@ class Client:
     def top(self, container_id: str) -> dict[str, Any]:
         return self.request("GET", _container_path(container_id, "top"))
 
-    def logs(self, container_id: str, *, follow: bool = False, since: str | None = None) -> Iterator[Any]:
-        query = {"follow": True if follow else None, "since": since}
+    def logs(
+        self, container_id: str, *, follow: bool = False, since: str | None = None, exec_id: str | None = None
+    ) -> Iterator[Any]:
+        query = {"follow": True if follow else None, "since": since, "exec": exec_id}
         return self.stream("GET", _container_path(container_id, "logs"), query=query)
 
     def history(self, container_id: str) -> dict[str, Any]:

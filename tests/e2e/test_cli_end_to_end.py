@@ -168,6 +168,31 @@ def test_logs_show_stdout_and_stderr(daemon: BosunDaemon) -> None:
     assert result.stderr == "err\n"
 
 
+def test_logs_of_exec_follow_until_it_exits(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.cli("run", "--detach", "host", str(bundle))
+    daemon.cli("exec", "host", "e1", "--", "sh", "-c", "echo first; echo oops >&2; sleep 1; echo last")
+
+    followed = daemon.cli("logs", "--follow", "host", "--exec", "e1")
+    again = daemon.cli("logs", "host", "--exec", "e1")
+    init = daemon.cli("logs", "host")
+
+    assert followed.stdout == "first\nlast\n"
+    assert followed.stderr == "oops\n"
+    assert again.stdout == "first\nlast\n"
+    assert init.stdout == ""
+
+
+def test_logs_of_unknown_exec_is_not_found(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.cli("run", "--detach", "host", str(bundle))
+
+    result = daemon.cli("logs", "host", "--exec", "nope", check=False)
+
+    assert result.returncode == 1
+    assert "no log of exec process nope" in result.stderr
+
+
 def test_if_version_conflict_changes_nothing(daemon: BosunDaemon) -> None:
     bundle = daemon.bundle(["sleep", "600"])
     daemon.cli("run", "--detach", "versioned", str(bundle))
