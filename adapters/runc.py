@@ -122,8 +122,9 @@ class OciRuntime:
 
     ``binary`` is a name on PATH or a path; ``root`` is the runtime's private state directory.
     ``extra_args`` go before the subcommand on every call (for example ``--systemd-cgroup``).
-    Each call appends to a JSON log file per container under ``log_dir`` (default ``root/logs``)
-    and reads back only what that call wrote. ``timeout`` bounds every call except checkpoint and
+    Each call appends to a JSON log file per container under ``log_dir`` and reads back only what
+    that call wrote. ``log_dir`` defaults to ``<root>-logs`` beside the root, not inside it, because
+    ``runc list`` takes every directory in its root for a container. ``timeout`` bounds every call except checkpoint and
     restore, which use ``checkpoint_timeout``.
     """
 
@@ -141,7 +142,7 @@ class OciRuntime:
         self.binary = binary
         self.root = Path(root)
         self.extra_args = list(extra_args)
-        self.log_dir = Path(log_dir) if log_dir is not None else self.root / "logs"
+        self.log_dir = Path(log_dir) if log_dir is not None else self.root.with_name(f"{self.root.name}-logs")
         self.timeout = timeout
         self.checkpoint_timeout = checkpoint_timeout
         self._executable: str | None = None

@@ -330,6 +330,19 @@ def test_watch_reports_exit_once(
     assert info.status_lost is False
 
 
+def test_runtime_logs_stay_out_of_runc_root(
+    runtime: OciRuntime, shim: ConmonShim, make_bundle: BundleFactory, test_root: Path
+) -> None:
+    ref = start_container(shim, runtime, make_bundle(["sleep", "1000"]), test_root)
+
+    listed = subprocess.run(["runc", "--root", str(runtime.root), "list", "--quiet"],
+                            capture_output=True, text=True, check=True, timeout=30)
+
+    assert listed.stdout.split() == [ref.container_id]
+    assert listed.stderr == ""
+    assert (runtime.log_dir / f"{ref.container_id}.log").is_file()
+
+
 @pytest.fixture
 def high_fds() -> Iterator[list[int]]:
     """Hold enough descriptors open that every new pipe and pidfd is numbered above 1024."""

@@ -97,7 +97,7 @@ def test_failure_carries_runtime_log_message(tmp_path: Path) -> None:
     assert error.argv[-2:] == ["resume", "web-1"]
     assert f"--root={tmp_path / 'root'}" in error.argv
     assert "--log-format=json" in error.argv
-    assert error.log_path == tmp_path / "root" / "logs" / "web-1.log"
+    assert error.log_path == tmp_path / "root-logs" / "web-1.log"
     assert str(error) == (
         "OCI runtime resume failed for container web-1: container is not paused "
         f"(runtime log: {error.log_path})"
