@@ -1,6 +1,13 @@
-"""The lifecycle conformance machine on the simulated runtime: every fault, many histories."""
+"""The lifecycle conformance machine on the simulated runtime: every fault, many histories.
+
+Each run draws new random histories, which is how this test finds bugs. CI sets
+``BOSUN_DERANDOMIZE=1`` (see .ci/run) so that a build is judged on the same fixed histories every
+time; a random run that fails prints its history for a test of its own.
+"""
 
 from __future__ import annotations
+
+import os
 
 from hypothesis import HealthCheck, settings
 
@@ -12,6 +19,7 @@ LifecycleOnSimulatedRuntime.TestCase.settings = settings(
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("BOSUN_DERANDOMIZE") == "1",
 )
 
 # pytest collects the machine's TestCase under this name.
