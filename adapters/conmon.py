@@ -35,6 +35,7 @@ import signal
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -123,11 +124,12 @@ class ConmonShim:
         timeout: float = 30.0,
     ) -> ProcessRef:
         """Run ``runtime create`` under a new conmon; the container is left in ``created``."""
+        state_dir = Path(state_dir)
         return self._spawn(
             container_id,
             "init",
-            Path(bundle),
-            Path(state_dir),
+            private_bundle(Path(bundle), state_dir / "bundle"),
+            state_dir,
             mode_args=[],
             exit_command=exit_command,
             timeout=timeout,
@@ -148,11 +150,12 @@ class ConmonShim:
         state_dir.mkdir(parents=True, exist_ok=True)
         spec_path = state_dir / "process.json"
         spec_path.write_text(json.dumps(process_spec_data(process)))
-        bundle = Path(self.runtime.state(container_id).bundle)
+        # ``runtime exec`` takes no bundle; conmon only keeps its control FIFOs and attach socket
+        # there, so the exec's own directory serves.
         return self._spawn(
             container_id,
             exec_id,
-            bundle,
+            state_dir,
             state_dir,
             mode_args=["--exec", "--exec-process-spec", str(spec_path)],
             exit_command=exit_command,
@@ -178,11 +181,12 @@ class ConmonShim:
         mode_args = ["--restore", str(image_path)]
         for option in options:
             mode_args += ["--runtime-opt", option]
+        state_dir = Path(state_dir)
         return self._spawn(
             container_id,
             "init",
-            Path(bundle),
-            Path(state_dir),
+            private_bundle(Path(bundle), state_dir / "bundle"),
+            state_dir,
             mode_args=mode_args,
             exit_command=exit_command,
             timeout=timeout,
@@ -199,7 +203,9 @@ class ConmonShim:
         exit_command: Sequence[str] | None = None,
     ) -> list[str]:
         """Return the conmon command line for one process (exposed for tests and debugging)."""
-        uuid = container_id if process_id == "init" else process_id
+        # conmon names its attach socket's directory after --cuuid, so every process needs its own:
+        # exec ids repeat across containers, and a uuid keeps the socket path short.
+        cuuid = container_id if process_id == "init" else uuid.uuid4().hex
         argv = [
             self.executable,
             "--api-version",
@@ -207,7 +213,7 @@ class ConmonShim:
             "--cid",
             container_id,
             "--cuuid",
-            uuid,
+            cuuid,
             "--name",
             container_id,
             "--runtime",
@@ -690,6 +696,32 @@ def _parse_exit_file(exit_file: Path, oom_file: Path) -> ExitInfo | None:
         signal_number = status - _SIGNAL_BASE
     exited_at = datetime.datetime.fromtimestamp(modified, datetime.UTC).isoformat()
     return ExitInfo(status=status, signal=signal_number, oom=oom_file.exists(), exited_at=exited_at)
+
+
+def private_bundle(bundle: Path, directory: Path) -> Path:
+    """Write a bundle of one process's own in ``directory`` that runs ``bundle``'s rootfs; return it.
+
+    conmon creates its control FIFOs (``ctl``, ``winsz``) and its attach socket in the bundle
+    directory, so containers created from one bundle would share them. A conmon that started
+    while another replaced them exited without a word: 10 of 1000 starts from one bundle by 10
+    parallel clients failed that way on the 2-core VM of docs/benchmarks.md. The copy holds only
+    ``config.json``, with the root path and relative bind-mount sources made absolute, because
+    the OCI runtime resolves relative paths against the bundle directory.
+    """
+    bundle = bundle.absolute()
+    config = json.loads((bundle / "config.json").read_text())
+    root = config.get("root")
+    if isinstance(root, dict) and isinstance(root.get("path"), str) and not os.path.isabs(root["path"]):
+        root["path"] = str(bundle / root["path"])
+    for mount in config.get("mounts") or []:
+        source = mount.get("source")
+        binds = mount.get("type") == "bind" or {"bind", "rbind"} & set(mount.get("options") or [])
+        if binds and isinstance(source, str) and not os.path.isabs(source):
+            mount["source"] = str(bundle / source)
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
 
 
 def _read_sync_message(read_fd: int, deadline: float) -> dict[str, Any] | None:

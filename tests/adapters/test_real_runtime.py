@@ -6,6 +6,7 @@ Every container and conmon a test starts is killed by the ``runtime`` and ``shim
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -60,7 +61,9 @@ def test_lifecycle_through_runc_and_conmon(
     state = runtime.state(container_id)
     assert state.status == "created"
     assert state.pid == ref.pid
-    assert state.bundle == str(bundle)
+    # conmon gets a private bundle whose config runs the given bundle's rootfs.
+    assert state.bundle == str(test_root / "state" / "init" / "bundle")
+    assert json.loads((Path(state.bundle) / "config.json").read_text())["root"]["path"] == str(bundle / "rootfs")
     assert shim.shim_alive(ref)
     assert shim.process_alive(ref)
     assert shim.read_exit(ref) is None
@@ -341,6 +344,23 @@ def test_runtime_logs_stay_out_of_runc_root(
     assert listed.stdout.split() == [ref.container_id]
     assert listed.stderr == ""
     assert (runtime.log_dir / f"{ref.container_id}.log").is_file()
+
+
+def test_conmon_leaves_shared_bundle_untouched(
+    runtime: OciRuntime, shim: ConmonShim, make_bundle: BundleFactory, test_root: Path
+) -> None:
+    # conmon makes FIFOs and a socket in the bundle directory it gets; two containers sharing
+    # one bundle would share them.
+    bundle = make_bundle(["sleep", "1000"])
+    before = sorted(path.name for path in bundle.iterdir())
+
+    first = start_container(shim, runtime, bundle, test_root)
+    second = start_container(shim, runtime, bundle, test_root)
+    shim.exec(first.container_id, "e1", ProcessSpec(args=["true"]), test_root / "exec-e1")
+
+    assert sorted(path.name for path in bundle.iterdir()) == before
+    assert runtime.state(first.container_id).status == "running"
+    assert runtime.state(second.container_id).status == "running"
 
 
 @pytest.fixture

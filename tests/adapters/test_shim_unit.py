@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import psutil
 import pytest
 
 from adapters.base import AdapterError, ExitInfo, ProcessRef
-from adapters.conmon import ConmonShim
+from adapters.conmon import ConmonShim, private_bundle
 from adapters.identity import is_same_process, process_start_time, process_usage
 from adapters.runc import OciRuntime
 
@@ -176,6 +177,44 @@ def test_conmon_argv_passes_runtime_and_exit_command(shim: ConmonShim, tmp_path:
     assert values("--log-path") == [f"k8s-file:{state_dir / 'output.log'}"]
     assert values("--exit-command") == ["/usr/bin/bosun"]
     assert values("--exit-command-arg") == ["notify-exit", "web-1"]
+
+
+def test_private_bundle_points_at_original_paths(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    config = {
+        "root": {"path": "rootfs", "readonly": True},
+        "mounts": [
+            {"destination": "/data", "type": "bind", "source": "data", "options": ["rbind"]},
+            {"destination": "/opt", "source": "opt", "options": ["bind", "ro"]},
+            {"destination": "/abs", "type": "bind", "source": "/srv/abs"},
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+        ],
+    }
+    (bundle / "config.json").write_text(json.dumps(config))
+
+    private = private_bundle(bundle, tmp_path / "state" / "bundle")
+
+    written = json.loads((private / "config.json").read_text())
+    assert private == tmp_path / "state" / "bundle"
+    assert sorted(path.name for path in private.iterdir()) == ["config.json"]
+    assert written["root"] == {"path": str(bundle / "rootfs"), "readonly": True}
+    assert [mount["source"] for mount in written["mounts"]] == [
+        str(bundle / "data"), str(bundle / "opt"), "/srv/abs", "proc",
+    ]
+    assert json.loads((bundle / "config.json").read_text()) == config
+
+
+def test_exec_conmons_get_distinct_cuuids(shim: ConmonShim, tmp_path: Path) -> None:
+    first = shim.conmon_argv("web", "e1", tmp_path, tmp_path / "a")
+    second = shim.conmon_argv("db", "e1", tmp_path, tmp_path / "b")
+    init = shim.conmon_argv("web", "init", tmp_path, tmp_path / "c")
+
+    def cuuid(argv: list[str]) -> str:
+        return argv[argv.index("--cuuid") + 1]
+
+    assert cuuid(first) != cuuid(second)
+    assert cuuid(init) == "web"
 
 
 def test_watch_reports_gone_shim_once(
