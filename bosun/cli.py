@@ -30,6 +30,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 CHECKPOINT_OPTIONS = ("tcp-established", "ext-unix-sk", "shell-job", "file-locks")
 _SIZE_PATTERN = re.compile(r"(\d+)([kmg]?)", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
 class UsageError(Exception):
@@ -107,6 +108,16 @@ def parse_seq(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"invalid seq {value!r}: use a whole number, 0 or more")
     return number
+
+
+def parse_head(value: str) -> tuple[int, str]:
+    """Read ``SEQ:HASH`` as ``bosun journal verify`` prints a journal's head."""
+    seq, separator, digest = value.partition(":")
+    if not separator or not seq.isdigit() or int(seq) < 1 or not _HASH_PATTERN.fullmatch(digest):
+        msg = (f"invalid head {value!r}: use SEQ:HASH as 'bosun journal verify' prints it, "
+               "a seq of 1 or more and a SHA-256 of 64 lowercase hex digits")
+        raise argparse.ArgumentTypeError(msg)
+    return int(seq), digest
 
 
 def parse_seconds(value: str) -> float:
@@ -362,11 +373,18 @@ def _add_journal_parsers(commands: _Commands) -> None:
     sub = _Commands(journal, "journal commands", "journal_command")
 
     for name, handler, help_text in (
-        ("verify", cmd_journal_verify, "check the hash chain; exit 1 naming the first bad seq"),
         ("export", cmd_journal_export, "print every event with its hash as one JSON object per line"),
         ("migrate", cmd_journal_migrate, "upgrade the journal schema to this bosun's revision"),
     ):
         _add_journal_option(sub.add(name, handler, help_text))
+
+    verify = sub.add("verify", cmd_journal_verify, "check the hash chain; exit 1 naming the first bad seq")
+    _add_journal_option(verify)
+    verify.add_argument(
+        "--expect-head", type=parse_head, metavar="SEQ:HASH",
+        help="also require the event at SEQ to have HASH, as an earlier verify printed them "
+             "(detects events removed from the journal's end)",
+    )
 
     replay = sub.add("replay", cmd_journal_replay, "show each container's state as of an earlier event")
     _add_journal_option(replay)
@@ -728,7 +746,8 @@ def cmd_checkpoint_delete(context: Context) -> int:
 
 
 def cmd_journal_verify(context: Context) -> int:
-    return offline.verify(context.journal_url, context.stdout, as_json=context.args.json)
+    return offline.verify(context.journal_url, context.stdout, as_json=context.args.json,
+                          expected_head=context.args.expect_head)
 
 
 def cmd_journal_export(context: Context) -> int:

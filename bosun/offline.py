@@ -91,13 +91,16 @@ def migrate(url: str, out: TextIO) -> int:
 # -- verify ---------------------------------------------------------------------------------
 
 
-def verify(url: str, out: TextIO, *, as_json: bool = False) -> int:
-    """Walk the hash chain and return 0 if it holds, else print the first bad seq and return 1."""
+def verify(url: str, out: TextIO, *, as_json: bool = False, expected_head: tuple[int, str] | None = None) -> int:
+    """Walk the hash chain and return 0 if it holds, else print the first bad seq and return 1.
+
+    ``expected_head`` is the seq and hash an earlier verify printed; the chain must still hold it.
+    """
     from journal import JournalError
 
     store = _open(url)
     try:
-        result = store.verify()
+        result = store.verify(expected_head=expected_head)
     except JournalError as exc:
         raise OfflineError(str(exc)) from exc
     finally:
@@ -114,7 +117,7 @@ def verify(url: str, out: TextIO, *, as_json: bool = False) -> int:
         }
         out.write(json.dumps(report) + "\n")
     elif result.ok:
-        out.write(f"journal ok: {result.events_checked} events, head seq {result.last_seq}\n")
+        out.write(f"journal ok: {result.events_checked} events, head {result.last_seq}:{result.head_hash}\n")
     else:
         out.write(
             f"journal broken at seq {result.first_bad_seq}: {result.reason} "

@@ -591,19 +591,24 @@ class EventStore:
 
     # -- integrity --------------------------------------------------------------------------
 
-    def verify(self, *, batch_size: int = 5000) -> VerifyResult:
+    def verify(self, *, batch_size: int = 5000, expected_head: tuple[int, str] | None = None) -> VerifyResult:
         """Walk the hash chain from the first event and report the first seq that breaks it.
 
         A row that was edited fails its own hash; a removed row shows as a gap in seq; rows
         swapped or reordered fail the link to their predecessor.
 
-        NOTE: removing the newest rows leaves no gap, so the walk cannot see it. Only comparing
-        ``head_hash`` and ``last_seq`` with those of an earlier verify exposes it.
+        Removing the newest rows leaves no gap, so the walk alone cannot see it.
+        ``expected_head`` is the ``(last_seq, head_hash)`` of an earlier verify, kept outside the
+        journal: the chain must still contain that event with that hash.
         """
         previous_hash = GENESIS_HASH
         expected_seq = 1
         checked = 0
         after_seq = 0
+
+        def broken(seq: int, reason: str) -> VerifyResult:
+            return VerifyResult(ok=False, events_checked=checked, last_seq=expected_seq - 1,
+                                head_hash=previous_hash, first_bad_seq=seq, reason=reason)
 
         with self._read_connection("verifying") as connection:
             while True:
@@ -613,14 +618,9 @@ class EventStore:
                 for row in rows:
                     failure = self._check_row(row, expected_seq, previous_hash)
                     if failure is not None:
-                        return VerifyResult(
-                            ok=False,
-                            events_checked=checked,
-                            last_seq=expected_seq - 1,
-                            head_hash=previous_hash,
-                            first_bad_seq=failure[0],
-                            reason=failure[1],
-                        )
+                        return broken(*failure)
+                    if expected_head is not None and row.seq == expected_head[0] and row.hash != expected_head[1]:
+                        return broken(row.seq, f"event seq {row.seq} has hash {row.hash}, not the expected head hash {expected_head[1]}")
                     previous_hash = row.hash
                     expected_seq = row.seq + 1
                     checked += 1
@@ -628,6 +628,9 @@ class EventStore:
                     break
                 after_seq = rows[-1].seq
 
+        if expected_head is not None and expected_seq - 1 < expected_head[0]:
+            return broken(expected_seq, f"the journal ends at seq {expected_seq - 1}, before the expected head seq "
+                                        f"{expected_head[0]}: its newest events were removed")
         return VerifyResult(
             ok=True, events_checked=checked, last_seq=expected_seq - 1, head_hash=previous_hash
         )

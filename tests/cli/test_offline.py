@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -95,9 +96,62 @@ def test_migrate_current_journal(journal_path: Path) -> None:
     assert (result.status, result.out) == (0, "journal schema revision 0001: already current\n")
 
 
+HEAD_LINE = re.compile(r"journal ok: 7 events, head 7:[0-9a-f]{64}\n")
+
+
 def test_verify_ok(journal_path: Path) -> None:
     result = run("journal", "verify", "--journal", url_of(journal_path))
-    assert (result.status, result.out) == (0, "journal ok: 7 events, head seq 7\n")
+    assert result.status == 0
+    assert HEAD_LINE.fullmatch(result.out)
+
+
+def head_of(journal_path: Path) -> str:
+    return run("journal", "verify", "--journal", url_of(journal_path)).out.split()[-1]
+
+
+def drop_newest(path: Path, count: int) -> None:
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("DROP TRIGGER events_no_delete")
+        connection.execute("DELETE FROM events WHERE seq > (SELECT max(seq) FROM events) - ?", (count,))
+
+
+def test_verify_expected_head_holds(journal_path: Path) -> None:
+    head = head_of(journal_path)
+
+    result = run("journal", "verify", "--journal", url_of(journal_path), "--expect-head", head)
+
+    assert result.status == 0
+    assert result.out == f"journal ok: 7 events, head {head}\n"
+
+
+def test_verify_expected_head_detects_truncation(journal_path: Path) -> None:
+    head = head_of(journal_path)
+    drop_newest(journal_path, 2)
+
+    plain = run("journal", "verify", "--journal", url_of(journal_path))
+    checked = run("journal", "verify", "--journal", url_of(journal_path), "--expect-head", head)
+
+    assert plain.status == 0
+    assert checked.status == 1
+    assert checked.out.startswith("journal broken at seq 6: the journal ends at seq 5, before the expected head seq 7")
+
+
+def test_verify_expected_head_with_other_hash_fails(journal_path: Path) -> None:
+    wrong = "7:" + "0" * 64
+
+    result = run("journal", "verify", "--journal", url_of(journal_path), "--expect-head", wrong)
+
+    assert result.status == 1
+    assert result.out.startswith("journal broken at seq 7: event seq 7 has hash ")
+
+
+@pytest.mark.parametrize("value", ["7", "seven:" + "a" * 64, "0:" + "a" * 64, "7:" + "A" * 64, "7:abc"])
+def test_verify_rejects_malformed_head(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["journal", "verify", "--expect-head", value])
+
+    assert exit_info.value.code == 2
+    assert "use SEQ:HASH as 'bosun journal verify' prints it" in capsys.readouterr().err
 
 
 def test_verify_uses_env_journal(journal_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +210,8 @@ def test_backup_copy_verifies(journal_path: Path, tmp_path: Path) -> None:
     assert result.status == 0
     assert result.out == f"journal backed up to {copy}: head seq 7\n"
     verified = run("journal", "verify", "--journal", url_of(copy))
-    assert (verified.status, verified.out) == (0, "journal ok: 7 events, head seq 7\n")
+    assert verified.status == 0
+    assert HEAD_LINE.fullmatch(verified.out)
 
 
 def test_backup_existing_destination_fails(journal_path: Path, tmp_path: Path) -> None:
