@@ -56,6 +56,7 @@ from bosun.validation import (
 from fsm import events as ev
 from fsm.errors import CommandNotAllowed, LifecycleError
 from fsm.fold import ContainerState, apply, fold
+from fsm.machines import INIT_PROCESS
 from fsm.rules import Command, ContainerStatus, ProcessStatus, check_command
 from fsm.streams import container_stream, parse_stream
 from journal import EventStore, JournalError, NewEvent, StoredEvent
@@ -749,9 +750,11 @@ class Supervisor:
         """Apply the orphan policy to a process whose shim died while it still runs.
 
         No shim would record its exit, so it is killed (policy ``kill``) and its exit journaled
-        as 137 once it is confirmed gone. Returns whether the exit was journaled; a process
-        that survives SIGKILL (for example in a frozen cgroup) keeps its state, with
-        ``ShimLost`` journaled, until the next check.
+        as 137 once it is confirmed gone. A process of a paused container keeps SIGKILL pending
+        while its cgroup is frozen, so the container is resumed for the signal to land, and paused
+        again if the orphan was an exec process. Returns whether the exit was journaled; a
+        process that still survives keeps its state, with ``ShimLost`` journaled, until the next
+        check.
         """
         with self.locked(ref.container_id):
             state = self._states.get(ref.container_id)
@@ -765,15 +768,43 @@ class Supervisor:
             logger.warning("container %s process %s: %s; killing it", ref.container_id, ref.process_id, reason)
 
             self.shim.signal_process(ref, 9)
-            deadline = time.monotonic() + ORPHAN_KILL_WAIT
-            while self.shim.process_alive(ref) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            if not self._wait_gone(ref) and state.status == ContainerStatus.PAUSED:
+                self._thaw_for_kill(ref)
             if self.shim.process_alive(ref):
                 logger.error("container %s process %s survived SIGKILL; its exit stays unrecorded", ref.container_id, ref.process_id)
                 return False
             info = ExitInfo(status=137, signal=9, reason="shim lost; process killed by bosun (orphan policy kill)")
             self.append(state, [exit_event(ref.process_id, info, source=source)], None)
             return True
+
+    def _wait_gone(self, ref: ProcessRef) -> bool:
+        """Wait up to ``ORPHAN_KILL_WAIT`` seconds for ``ref``'s process to end; return whether it did."""
+        deadline = time.monotonic() + ORPHAN_KILL_WAIT
+        while self.shim.process_alive(ref) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.shim.process_alive(ref)
+
+    def _thaw_for_kill(self, ref: ProcessRef) -> None:
+        """Resume a paused container so that a pending SIGKILL ends the orphan ``ref``.
+
+        An exec orphan's container is paused again once the process is gone; an init orphan's
+        container stops with it.
+        """
+        container_id = ref.container_id
+        try:
+            if self.runtime.state(container_id).status != "paused":
+                return
+            self.runtime.resume(container_id)
+        except AdapterError as exc:
+            logger.error("container %s: resuming to end orphan process %s failed: %s", container_id, ref.process_id, exc)
+            return
+        logger.warning("container %s: resumed so that SIGKILL reaches orphan process %s", container_id, ref.process_id)
+        if self._wait_gone(ref) and ref.process_id != INIT_PROCESS:
+            try:
+                self.runtime.pause(container_id)
+            except AdapterError as exc:
+                logger.error("container %s: pausing again after ending orphan process %s failed: %s",
+                             container_id, ref.process_id, exc)
 
     def record_exit(self, ref: ProcessRef, info: ExitInfo, *, source: str) -> bool:
         """Journal ``info`` as the exit of ``ref``'s process unless it is already recorded."""

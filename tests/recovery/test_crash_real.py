@@ -179,6 +179,45 @@ def test_sigkill_while_down_gives_137(daemon: BosunDaemon) -> None:
     audit_is_clean(daemon)
 
 
+def test_lost_shim_of_paused_container_ends_init(daemon: BosunDaemon) -> None:
+    # A frozen process keeps SIGKILL pending, so the orphan policy must thaw it to end it.
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.start()
+    daemon.cli("run", "--detach", "frozen", str(bundle))
+    daemon.cli("pause", "frozen")
+
+    conmon_pid = int((daemon.root / "containers" / "frozen" / "conmon.pid").read_text())
+    os.kill(conmon_pid, signal.SIGKILL)
+    wait_until(lambda: daemon.json("info", "frozen")["state"] == "stopped", "the orphan's exit journaled")
+
+    init = daemon.json("info", "frozen")["processes"][0]
+    events = [e["type"] for e in daemon.json("history", "frozen")["events"]]
+    assert init["exit_status"] == 137
+    assert "orphan policy kill" in init["reason"]
+    assert events[-2:] == ["ShimLost", "ProcessExited"]
+    assert daemon.runtime_state("frozen")["status"] == "stopped"
+    audit_is_clean(daemon)
+
+
+def test_lost_exec_shim_keeps_container_paused(daemon: BosunDaemon) -> None:
+    bundle = daemon.bundle(["sleep", "600"])
+    daemon.start()
+    daemon.cli("run", "--detach", "frozen", str(bundle))
+    daemon.cli("exec", "frozen", "e1", "--", "sleep", "600")
+    daemon.cli("pause", "frozen")
+
+    conmon_pid = int((daemon.root / "containers" / "frozen" / "exec" / "e1" / "conmon.pid").read_text())
+    os.kill(conmon_pid, signal.SIGKILL)
+    wait_until(lambda: [p["id"] for p in daemon.json("info", "frozen")["processes"]] == ["init"],
+               "the exec orphan's exit journaled")
+
+    exits = [e for e in daemon.json("history", "frozen")["events"] if e["type"] == "ProcessExited"]
+    assert [(e["data"]["process"], e["data"]["status"]) for e in exits] == [("e1", 137)]
+    assert daemon.json("info", "frozen")["state"] == "paused"
+    assert daemon.runtime_state("frozen")["status"] == "paused"
+    audit_is_clean(daemon)
+
+
 def test_lost_shim_and_container_give_255(daemon: BosunDaemon) -> None:
     bundle = daemon.bundle(["sleep", "600"])
     daemon.start()
