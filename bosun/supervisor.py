@@ -768,7 +768,8 @@ class Supervisor:
             logger.warning("container %s process %s: %s; killing it", ref.container_id, ref.process_id, reason)
 
             self.shim.signal_process(ref, 9)
-            if not self._wait_gone(ref) and state.status == ContainerStatus.PAUSED:
+            if not self._wait_gone(ref):
+                # Asks the runtime, since a container may have been paused behind bosun's back.
                 self._thaw_for_kill(ref)
             if self.shim.process_alive(ref):
                 logger.error("container %s process %s survived SIGKILL; its exit stays unrecorded", ref.container_id, ref.process_id)

@@ -179,12 +179,17 @@ def test_sigkill_while_down_gives_137(daemon: BosunDaemon) -> None:
     audit_is_clean(daemon)
 
 
-def test_lost_shim_of_paused_container_ends_init(daemon: BosunDaemon) -> None:
-    # A frozen process keeps SIGKILL pending, so the orphan policy must thaw it to end it.
+@pytest.mark.parametrize("pauser", ["bosun", "runc"])
+def test_lost_shim_of_paused_container_ends_init(daemon: BosunDaemon, pauser: str) -> None:
+    # A frozen process keeps SIGKILL pending, so the orphan policy must thaw it to end it, also
+    # when the container was paused behind bosun's back and the journal still says running.
     bundle = daemon.bundle(["sleep", "600"])
     daemon.start()
     daemon.cli("run", "--detach", "frozen", str(bundle))
-    daemon.cli("pause", "frozen")
+    if pauser == "bosun":
+        daemon.cli("pause", "frozen")
+    else:
+        runc(daemon, "pause", "frozen")
 
     conmon_pid = int((daemon.root / "containers" / "frozen" / "conmon.pid").read_text())
     os.kill(conmon_pid, signal.SIGKILL)
