@@ -769,7 +769,7 @@ class Supervisor:
 
             self.shim.signal_process(ref, 9)
             if not self._wait_gone(ref):
-                # Asks the runtime, since a container may have been paused behind bosun's back.
+                # The runtime is asked, since the container may have been paused behind bosun's back.
                 self._thaw_for_kill(ref)
             if self.shim.process_alive(ref):
                 logger.error("container %s process %s survived SIGKILL; its exit stays unrecorded", ref.container_id, ref.process_id)
