@@ -31,6 +31,7 @@ from bosun.errors import BosunError, InvalidArgument, NotFound
 from bosun.ids import InvalidIdentifier, validate_id
 from bosun.validation import InvalidRequest, parse_signal
 from bosun.views import container_json, event_json
+from fsm.fold import ContainerState
 from fsm.rules import ProcessStatus
 from fsm.streams import container_stream
 from journal import JournalError, parse_time
@@ -606,7 +607,7 @@ class _Unprocessable(BosunError):
     status = 422
 
 
-def _exec_log_path(state: Any, exec_id: str) -> str:
+def _exec_log_path(state: ContainerState, exec_id: str) -> str:
     """Return the log file of exec process ``exec_id``, running or exited; raise NotFound if none.
 
     The fold drops an exec process once its exit is folded, but its conmon log stays in
@@ -623,7 +624,7 @@ def _exec_log_path(state: Any, exec_id: str) -> str:
                    "the exec id may be wrong or the container deleted")
 
 
-def _exec_running(state: Any, exec_id: str) -> bool:
+def _exec_running(state: ContainerState, exec_id: str) -> bool:
     process = state.processes.get(exec_id)
     return process is not None and process.status != ProcessStatus.EXITED
 

@@ -752,7 +752,7 @@ class Supervisor:
         No shim would record its exit, so it is killed (policy ``kill``) and its exit journaled
         as 137 once it is confirmed gone. A process of a paused container keeps SIGKILL pending
         while its cgroup is frozen, so the container is resumed for the signal to land, and paused
-        again if the orphan was an exec process. Returns whether the exit was journaled; a
+        again if the orphan was an exec process. Returns whether the exit was journaled. A
         process that still survives keeps its state, with ``ShimLost`` journaled, until the next
         check.
         """
@@ -788,7 +788,7 @@ class Supervisor:
     def _thaw_for_kill(self, ref: ProcessRef) -> None:
         """Resume a paused container so that a pending SIGKILL ends the orphan ``ref``.
 
-        An exec orphan's container is paused again once the process is gone; an init orphan's
+        An exec orphan's container is paused again once the process is gone. An init orphan's
         container stops with it.
         """
         container_id = ref.container_id

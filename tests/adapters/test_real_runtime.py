@@ -349,8 +349,8 @@ def test_runtime_logs_stay_out_of_runc_root(
 def test_conmon_leaves_shared_bundle_untouched(
     runtime: OciRuntime, shim: ConmonShim, make_bundle: BundleFactory, test_root: Path
 ) -> None:
-    # conmon makes FIFOs and a socket in the bundle directory it gets; two containers sharing
-    # one bundle would share them.
+    # conmon makes FIFOs and a socket in the bundle directory it gets, so two containers
+    # created from one bundle would share them.
     bundle = make_bundle(["sleep", "1000"])
     before = sorted(path.name for path in bundle.iterdir())
 

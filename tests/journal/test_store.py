@@ -727,8 +727,8 @@ def test_tails_after_snapshots_in_seq_order(store: EventStore) -> None:
             append_one(store, stream, f"step{step}", step=step)
     store.save_snapshot("container/a", 2, 9, {}, schema=1)
     store.save_snapshot("container/a", 4, 17, {}, schema=1)
-    store.save_snapshot("container/b", 5, 18, {}, schema=2)  # another format: ignored
-    store.save_snapshot("container/c", 6, 23, {}, schema=1)  # nothing after it
+    store.save_snapshot("container/b", 5, 18, {}, schema=2)  # Another format, so it is ignored.
+    store.save_snapshot("container/c", 6, 23, {}, schema=1)  # The stream has no events after it.
 
     tails = list(store.iter_after_snapshots(schema=1, stream_prefix="container/", batch_size=2))
 

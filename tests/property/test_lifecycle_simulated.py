@@ -1,8 +1,8 @@
 """The lifecycle conformance machine on the simulated runtime: every fault, many histories.
 
 Each run draws new random histories, which is how this test finds bugs. CI sets
-``BOSUN_DERANDOMIZE=1`` (see .ci/run) so that a build is judged on the same fixed histories every
-time; a random run that fails prints its history for a test of its own.
+``BOSUN_DERANDOMIZE=1`` (see .ci/run), so every build is judged on the same fixed histories. A
+random run that fails prints its history, which can become a test of its own.
 """
 
 from __future__ import annotations

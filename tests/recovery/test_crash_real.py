@@ -181,8 +181,8 @@ def test_sigkill_while_down_gives_137(daemon: BosunDaemon) -> None:
 
 @pytest.mark.parametrize("pauser", ["bosun", "runc"])
 def test_lost_shim_of_paused_container_ends_init(daemon: BosunDaemon, pauser: str) -> None:
-    # A frozen process keeps SIGKILL pending, so the orphan policy must thaw it to end it, also
-    # when the container was paused behind bosun's back and the journal still says running.
+    # A frozen process keeps SIGKILL pending, so the orphan policy must thaw it to end it. That
+    # applies too when runc paused the container behind bosun's back and the journal records running.
     bundle = daemon.bundle(["sleep", "600"])
     daemon.start()
     daemon.cli("run", "--detach", "frozen", str(bundle))
@@ -261,34 +261,28 @@ def test_missing_bundle_leads_to_journaled_delete(daemon: BosunDaemon) -> None:
     audit_is_clean(daemon)
 
 
-def test_pause_behind_back_is_reconciled(daemon: BosunDaemon) -> None:
+# (whether bosun pauses first, what runc does while the daemon is down, the state after)
+BEHIND_BACK = {
+    "pause": (False, "pause", "paused"),
+    "resume": (True, "resume", "running"),
+}
+
+
+@pytest.mark.parametrize("case", list(BEHIND_BACK))
+def test_change_behind_back_is_reconciled(daemon: BosunDaemon, case: str) -> None:
+    paused_first, runc_command, expected = BEHIND_BACK[case]
     bundle = daemon.bundle(["sleep", "600"])
     daemon.start()
-    daemon.cli("run", "--detach", "frozen", str(bundle))
+    daemon.cli("run", "--detach", "c", str(bundle))
+    if paused_first:
+        daemon.cli("pause", "c")
     daemon.kill()
 
-    runc(daemon, "pause", "frozen")
+    runc(daemon, runc_command, "c")
     daemon.start()
 
-    assert daemon.json("info", "frozen")["state"] == "paused"
-    events = daemon.json("history", "frozen")["events"]
-    assert events[-1]["type"] == "StateReconciled"
-    assert events[-1]["recovery"] is True
-    audit_is_clean(daemon)
-
-
-def test_resume_behind_back_is_reconciled(daemon: BosunDaemon) -> None:
-    bundle = daemon.bundle(["sleep", "600"])
-    daemon.start()
-    daemon.cli("run", "--detach", "thawed", str(bundle))
-    daemon.cli("pause", "thawed")
-    daemon.kill()
-
-    runc(daemon, "resume", "thawed")
-    daemon.start()
-
-    assert daemon.json("info", "thawed")["state"] == "running"
-    events = daemon.json("history", "thawed")["events"]
+    assert daemon.json("info", "c")["state"] == expected
+    events = daemon.json("history", "c")["events"]
     assert events[-1]["type"] == "StateReconciled"
     assert events[-1]["recovery"] is True
     audit_is_clean(daemon)
